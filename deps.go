@@ -1,0 +1,18 @@
+//go:build labctl_pin
+
+// This file pins the modules that labctl is built on before every one of them is
+// imported by working code, so that later work finds them at agreed versions in
+// go.mod. It is compiled only with the labctl_pin build tag and adds nothing to
+// the binary; drop an import here once real code imports the module.
+package main
+
+import (
+	_ "github.com/containerd/containerd"
+	_ "github.com/containernetworking/cni/libcni"
+	_ "github.com/coredns/coredns/core/dnsserver"
+	_ "github.com/vishvananda/netlink"
+	_ "go.etcd.io/etcd/client/v3"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/apimachinery/pkg/runtime"
+	_ "k8s.io/client-go/kubernetes"
+)

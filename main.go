@@ -1,0 +1,266 @@
+// Command labctl is a Kubernetes cluster in one binary, for learning
+// Kubernetes: `labctl server` runs the control plane, `labctl agent` adds a
+// node, `labctl check` tells whether a machine can run a node and `labctl
+// version` says what was built.
+//
+// Every flag can also be set in the YAML file given by --config (default
+// /etc/labctl/config.yaml; keys are flag names without dashes) and in an
+// environment variable LABCTL_<FLAG> (upper case, dashes as underscores, e.g.
+// LABCTL_DATA_DIR). The command line wins over the environment, which wins
+// over the file, which wins over the default. See config.go.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"labctl/agent/preflight"
+	"labctl/server"
+)
+
+// Build information; release builds set them with
+// -ldflags "-X main.version=v0.2.0 -X main.kubernetesVersion=v1.37.2".
+var (
+	// version is labctl's own version.
+	version = "v0.1.0-dev"
+	// kubernetesVersion is the Kubernetes API version labctl targets.
+	kubernetesVersion = "v1.37.2"
+)
+
+// healthTimeout bounds the agent's request to the server's /healthz.
+const healthTimeout = 10 * time.Second
+
+func main() {
+	app := newApp(os.Stdout, os.Stderr, server.Run)
+	if err := app.RunContext(context.Background(), os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "labctl: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// commands holds what the commands need from outside; tests replace
+// runServer so that they can see the configuration the command builds.
+type commands struct {
+	stdout, stderr io.Writer
+	runServer      func(context.Context, server.Config) error
+}
+
+// newApp builds the labctl command line. Output goes to stdout, logs and
+// errors to stderr; `labctl server` hands its configuration to runServer.
+func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Config) error) *cli.App {
+	cmds := &commands{stdout: stdout, stderr: stderr, runServer: runServer}
+	return &cli.App{
+		Name:        "labctl",
+		Usage:       "a Kubernetes cluster in one binary, for learning Kubernetes",
+		HideVersion: true, // `labctl version` says it
+		Writer:      stdout,
+		ErrWriter:   stderr,
+		// Errors come back from Run; main prints them and picks the exit
+		// code, and tests can look at them.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("unknown command %q: the commands are server, agent, check and version (see: labctl --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: []*cli.Command{{
+			Name:         "server",
+			Usage:        "run the control plane (and, later, a node) on this machine",
+			Flags:        serverFlags(),
+			Before:       cmds.loadConfigFile,
+			Action:       cmds.server,
+			OnUsageError: usageError("server"),
+		}, {
+			Name:         "agent",
+			Usage:        "join this machine to a cluster as a node (not built yet: checks only)",
+			Flags:        agentFlags(),
+			Before:       cmds.loadConfigFile,
+			Action:       cmds.agent,
+			OnUsageError: usageError("agent"),
+		}, {
+			Name:         "check",
+			Usage:        "check whether this machine can run a node, and say how to fix what is missing",
+			Flags:        checkFlags(),
+			Before:       cmds.loadConfigFile,
+			Action:       cmds.check,
+			OnUsageError: usageError("check"),
+		}, {
+			Name:   "version",
+			Usage:  "print labctl's version and the Kubernetes version it targets",
+			Action: cmds.version,
+		}},
+	}
+}
+
+// usageError returns an OnUsageError hook that returns the error with a
+// pointer to the command's help, instead of printing the whole help.
+func usageError(command string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		return fmt.Errorf("%w (see: labctl %s --help)", err, command)
+	}
+}
+
+// newLogger logs text to w, at debug level when debug is set.
+func newLogger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func (cmds *commands) logger(c *cli.Context) *slog.Logger {
+	return newLogger(cmds.stderr, c.Bool("debug"))
+}
+
+// loadConfigFile is every command's Before hook: it fills unset flags from
+// the config file.
+func (cmds *commands) loadConfigFile(c *cli.Context) error {
+	skipped, err := applyConfigFile(c)
+	if err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		cmds.logger(c).Debug("config file settings not used by this command",
+			"file", c.String("config"), "keys", skipped)
+	}
+	return nil
+}
+
+func (cmds *commands) version(c *cli.Context) error {
+	_, err := fmt.Fprintf(cmds.stdout, "labctl version %s (%s)\nkubernetes %s\n",
+		version, runtime.Version(), kubernetesVersion)
+	return err
+}
+
+// server runs the control plane until SIGINT or SIGTERM.
+func (cmds *commands) server(c *cli.Context) error {
+	cfg, err := serverConfigFrom(c)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	log := cmds.logger(c)
+	cfg.Logger = log
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, a second one kills the process at once.
+	context.AfterFunc(ctx, stop)
+
+	log.Info("starting labctl server", "version", version, "data-dir", cfg.DataDir,
+		"node-name", cfg.NodeName)
+	if err := cmds.runServer(ctx, cfg); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// agent checks the machine and the server, then stops: the node agent
+// (kubelet) is not built yet.
+func (cmds *commands) agent(c *cli.Context) error {
+	cfg, err := agentConfigFrom(c)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	log := cmds.logger(c)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if cfg.Token == "" {
+		log.Warn("no --token given; joining will need one")
+	}
+	report := preflight.Run(preflight.Config{Ports: []int{kubeletPort}})
+	report = append(report, checkServerHealth(ctx, cfg.Server))
+	if _, err := report.WriteTo(cmds.stdout); err != nil {
+		return err
+	}
+
+	msg := fmt.Sprintf("agent: the node agent (kubelet) is not built yet, so this machine cannot join %s "+
+		"(this version only checks the machine and the server)", cfg.Server)
+	if n := report.Count(preflight.Fail); n > 0 {
+		msg += fmt.Sprintf("; %s failed, see the fixes above", pluralChecks(n))
+	}
+	return errors.New(msg)
+}
+
+// checkServerHealth asks the server for /healthz and reports the outcome as
+// a check result.
+func checkServerHealth(ctx context.Context, serverURL *url.URL) preflight.Result {
+	res := preflight.Result{Name: "server"}
+	target := strings.TrimSuffix(serverURL.String(), "/") + "/healthz"
+	client := &http.Client{
+		Timeout: healthTimeout,
+		Transport: &http.Transport{
+			// The server's certificate is self-signed until the cluster CA
+			// exists. A later issue pins the CA from the join token; until
+			// then this request only says whether something answers.
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+			Proxy:           http.ProxyFromEnvironment,
+		},
+	}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		res.Status, res.Detail = preflight.Fail, fmt.Sprintf("bad URL %s: %v", target, err)
+		return res
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		res.Status = preflight.Fail
+		res.Detail = fmt.Sprintf("GET %s: %v", target, err)
+		res.Fix = "check --server and that labctl server runs there and its port is reachable"
+		return res
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if err != nil {
+		res.Status, res.Detail = preflight.Fail, fmt.Sprintf("GET %s: read the answer: %v", target, err)
+		return res
+	}
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "ok" {
+		res.Status = preflight.Fail
+		res.Detail = fmt.Sprintf("GET %s answered %s %q", target, resp.Status, strings.TrimSpace(string(body)))
+		res.Fix = "check --server points at a labctl server, and the server's logs"
+		return res
+	}
+	res.Detail = fmt.Sprintf("%s answered ok", target)
+	return res
+}
+
+// check runs the preflight and fails when any item fails.
+func (cmds *commands) check(c *cli.Context) error {
+	port := c.Int("https-listen-port")
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("check: --https-listen-port: %d is not a port: use 1-65535", port)
+	}
+	report := preflight.Run(preflight.Config{Ports: []int{port, kubeletPort}})
+	if _, err := report.WriteTo(cmds.stdout); err != nil {
+		return err
+	}
+	if n := report.Count(preflight.Fail); n > 0 {
+		return errors.New("check: this machine cannot run a node yet: " + pluralChecks(n) + " failed; see the fixes above")
+	}
+	return nil
+}
+
+func pluralChecks(n int) string {
+	if n == 1 {
+		return "1 check"
+	}
+	return fmt.Sprintf("%d checks", n)
+}

@@ -1,0 +1,422 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"labctl/datastore"
+)
+
+// Defaults for the `labctl server` flags and for Config's zero values.
+const (
+	DefaultDataDir         = "/var/lib/labctl"
+	DefaultKubeconfigPath  = "/etc/labctl/labctl.yaml"
+	DefaultKubeconfigMode  = fs.FileMode(0o600)
+	DefaultBindAddress     = "0.0.0.0"
+	DefaultHTTPSPort       = 6443
+	DefaultClusterCIDR     = "10.42.0.0/16"
+	DefaultServiceCIDR     = "10.43.0.0/16"
+	DefaultClusterDNS      = "10.43.0.10"
+	DefaultClusterDomain   = "cluster.local"
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Add-ons that Config.Disable can name.
+const (
+	AddonCoreDNS       = "coredns"
+	AddonIngress       = "ingress" // "traefik" is accepted too: k3s's name for it
+	AddonLocalStorage  = "local-storage"
+	AddonMetricsServer = "metrics-server"
+)
+
+// addonAliases maps other accepted names to an add-on.
+var addonAliases = map[string]string{"traefik": AddonIngress}
+
+// Addons lists the add-ons the server deploys unless disabled.
+var Addons = []string{AddonCoreDNS, AddonIngress, AddonLocalStorage, AddonMetricsServer}
+
+// readyzTimeout bounds the datastore probe behind /readyz.
+const readyzTimeout = 2 * time.Second
+
+// Config is everything `labctl server` can be told. Zero values mean the
+// defaults, except for DataDir, which is required, and HTTPSPort, where 0
+// picks a free port. The field comments name the flag each field comes from
+// where the name differs.
+type Config struct {
+	// DataDir holds the server's state; required (the command's default is
+	// /var/lib/labctl).
+	DataDir string
+	// KubeconfigPath is where the admin kubeconfig goes, from
+	// --write-kubeconfig (default /etc/labctl/labctl.yaml). Not written yet.
+	KubeconfigPath string
+	// KubeconfigMode is that file's mode, from --write-kubeconfig-mode
+	// (default 0600).
+	KubeconfigMode fs.FileMode
+	// BindAddress is the address the HTTPS server listens on (default
+	// 0.0.0.0: every IPv4 address).
+	BindAddress netip.Addr
+	// HTTPSPort is the HTTPS port, from --https-listen-port (the command's
+	// default is 6443); 0 picks a free port, which Ready reports.
+	HTTPSPort int
+	// AdvertiseAddress is the address other nodes reach the server at
+	// (default: NodeIP).
+	AdvertiseAddress netip.Addr
+	// ClusterCIDR is the range pod addresses come from (default
+	// 10.42.0.0/16).
+	ClusterCIDR netip.Prefix
+	// ServiceCIDR is the range service cluster IPs come from (default
+	// 10.43.0.0/16).
+	ServiceCIDR netip.Prefix
+	// ClusterDNS is the cluster DNS service's address, inside ServiceCIDR
+	// (default 10.43.0.10).
+	ClusterDNS netip.Addr
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// NodeName is this machine's node name (default: its hostname, in
+	// lower case).
+	NodeName string
+	// NodeIP is this machine's node address (default: none yet; the agent
+	// will pick the address of the default route's interface).
+	NodeIP netip.Addr
+	// Disable lists add-ons not to deploy, from Addons (default: none).
+	Disable []string
+	// DisableAgent runs the control plane without a node on this machine
+	// (default false).
+	DisableAgent bool
+	// DatastoreEndpoint selects the datastore (default "": the embedded
+	// bbolt file under DataDir; "memory://" keeps it in memory, for tests).
+	DatastoreEndpoint string
+	// ShutdownTimeout bounds how long requests in flight may take to finish
+	// when Run stops (default 10 s).
+	ShutdownTimeout time.Duration
+	// Logger receives the server's logs (default: discarded).
+	Logger *slog.Logger
+	// Ready, when not nil, is called once with the address the HTTPS server
+	// listens on, as soon as it accepts connections (default nil).
+	Ready func(addr net.Addr)
+}
+
+// withDefaults fills in zero values.
+func (c Config) withDefaults() Config {
+	if c.KubeconfigPath == "" {
+		c.KubeconfigPath = DefaultKubeconfigPath
+	}
+	if c.KubeconfigMode == 0 {
+		c.KubeconfigMode = DefaultKubeconfigMode
+	}
+	if !c.BindAddress.IsValid() {
+		c.BindAddress = netip.MustParseAddr(DefaultBindAddress)
+	}
+	if !c.ClusterCIDR.IsValid() {
+		c.ClusterCIDR = netip.MustParsePrefix(DefaultClusterCIDR)
+	}
+	if !c.ServiceCIDR.IsValid() {
+		c.ServiceCIDR = netip.MustParsePrefix(DefaultServiceCIDR)
+	}
+	if !c.ClusterDNS.IsValid() {
+		c.ClusterDNS = netip.MustParseAddr(DefaultClusterDNS)
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = DefaultClusterDomain
+	}
+	if c.NodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.NodeName = strings.ToLower(h)
+		}
+	}
+	if !c.AdvertiseAddress.IsValid() {
+		c.AdvertiseAddress = c.NodeIP
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate checks the configuration, with its zero values replaced by the
+// defaults, and says what to change when something is wrong. Run calls it
+// too; callers call it to fail before doing anything else.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.DataDir == "" {
+		bad("no data directory (data-dir) given")
+	}
+	if c.KubeconfigMode&^fs.ModePerm != 0 {
+		bad("kubeconfig mode (write-kubeconfig-mode) %#o has bits beyond the permissions; use e.g. 0600", uint32(c.KubeconfigMode))
+	}
+	if c.HTTPSPort < 0 || c.HTTPSPort > 65535 {
+		bad("HTTPS port (https-listen-port) %d is out of range: use 1-65535", c.HTTPSPort)
+	}
+	for _, p := range []struct {
+		name   string
+		prefix netip.Prefix
+	}{{"cluster CIDR (cluster-cidr)", c.ClusterCIDR}, {"service CIDR (service-cidr)", c.ServiceCIDR}} {
+		if p.prefix != p.prefix.Masked() {
+			bad("%s %s has host bits set: use %s", p.name, p.prefix, p.prefix.Masked())
+		}
+	}
+	if c.ClusterCIDR.Overlaps(c.ServiceCIDR) {
+		bad("cluster CIDR (cluster-cidr) %s overlaps service CIDR (service-cidr) %s: pick ranges that do not overlap, e.g. %s and %s",
+			c.ClusterCIDR, c.ServiceCIDR, DefaultClusterCIDR, DefaultServiceCIDR)
+	}
+	switch svc := c.ServiceCIDR.Masked(); {
+	case !svc.Contains(c.ClusterDNS):
+		bad("cluster DNS address (cluster-dns) %s is outside the service CIDR (service-cidr) %s: pick an address inside it, such as the tenth one",
+			c.ClusterDNS, svc)
+	case c.ClusterDNS == svc.Addr() || c.ClusterDNS == svc.Addr().Next():
+		bad("cluster DNS address (cluster-dns) %s is reserved: the first address of the service CIDR is the network and the second is the kubernetes service; use e.g. the tenth",
+			c.ClusterDNS)
+	}
+	if err := checkDNSName(c.ClusterDomain); err != nil {
+		bad("cluster domain (cluster-domain) %q: %w", c.ClusterDomain, err)
+	}
+	if c.NodeName == "" {
+		bad("no node name (node-name) given and the hostname cannot be read")
+	} else if err := checkDNSName(c.NodeName); err != nil {
+		bad("node name (node-name) %q: %w", c.NodeName, err)
+	}
+	for _, a := range []struct {
+		name string
+		addr netip.Addr
+	}{{"advertise address (advertise-address)", c.AdvertiseAddress}, {"node IP (node-ip)", c.NodeIP}} {
+		if a.addr.IsValid() && (a.addr.IsUnspecified() || a.addr.IsMulticast()) {
+			bad("%s %s cannot be reached by other nodes: give one of this machine's addresses", a.name, a.addr)
+		}
+	}
+	for _, d := range c.Disable {
+		if canonicalAddon(d) == "" {
+			bad("unknown add-on %q to disable: the add-ons are %s (traefik is another name for ingress)",
+				d, strings.Join(Addons, ", "))
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown timeout %v is negative", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// Disabled reports whether add-on (one of Addons) is in c.Disable, under
+// its own name or another accepted one.
+func (c Config) Disabled(addon string) bool {
+	return slices.ContainsFunc(c.Disable, func(d string) bool { return canonicalAddon(d) == addon })
+}
+
+// canonicalAddon returns the add-on that name means, or "".
+func canonicalAddon(name string) string {
+	if a, ok := addonAliases[name]; ok {
+		return a
+	}
+	if slices.Contains(Addons, name) {
+		return name
+	}
+	return ""
+}
+
+// checkDNSName checks that s is a lower-case DNS name (RFC 1123
+// subdomain), as Kubernetes wants node names and the cluster domain.
+func checkDNSName(s string) error {
+	const help = "use lower-case letters, digits, '-' and '.', each part starting and ending with a letter or digit"
+	if len(s) > 253 {
+		return fmt.Errorf("longer than 253 characters")
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("each dot-separated part must have 1 to 63 characters; %s", help)
+		}
+		for i, r := range label {
+			alnum := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+			if !alnum && (r != '-' || i == 0 || i == len(label)-1) {
+				return fmt.Errorf("%q is not allowed there; %s", r, help)
+			}
+		}
+	}
+	return nil
+}
+
+// Run runs the server until ctx ends, then shuts it down and returns nil.
+// It returns an error when the configuration is invalid, when the data
+// directory, the datastore or the listener cannot be set up, or when
+// serving fails.
+func Run(ctx context.Context, cfg Config) (err error) {
+	start := time.Now()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid server configuration: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+
+	dbDir := filepath.Join(cfg.DataDir, "server", "db")
+	if err := os.MkdirAll(dbDir, 0o700); err != nil {
+		return fmt.Errorf("create the datastore directory: %w", err)
+	}
+	// MkdirAll leaves an existing directory's mode alone; the datastore
+	// holds every secret of the cluster.
+	if err := os.Chmod(dbDir, 0o700); err != nil {
+		return fmt.Errorf("restrict the datastore directory: %w", err)
+	}
+
+	store, err := datastore.Open(datastore.Config{
+		Endpoint: cfg.DatastoreEndpoint,
+		Dir:      dbDir,
+		Logger:   log.With("component", "datastore"),
+	})
+	if err != nil {
+		return fmt.Errorf("open the datastore in %s: %w", dbDir, err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the datastore: %w", cerr))
+		}
+	}()
+
+	cert, err := selfSignedCert(cfg)
+	if err != nil {
+		return err
+	}
+
+	addr := netip.AddrPortFrom(cfg.BindAddress, uint16(cfg.HTTPSPort)).String()
+	network := "tcp" // "::" listens on IPv6 and IPv4
+	if cfg.BindAddress.Is4() {
+		network = "tcp4" // 0.0.0.0 means IPv4 only, not Go's dual-stack socket
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, network, addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+
+	srv := &http.Server{
+		Handler:           newHandler(store, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+		},
+		// Clients that reject the self-signed certificate (curl without
+		// -k) fail their handshake; that is expected, so debug level.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+
+	log.Info("server ready", "address", ln.Addr().String(),
+		"took", time.Since(start).Round(time.Millisecond))
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		// ServeTLS only returns early on failure; it closed the listener.
+		return fmt.Errorf("serve HTTPS on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	log.Info("server stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Requests still running after the timeout are cut off.
+		log.Warn("HTTPS server did not stop in time; closing connections", "error", err)
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTPS on %s: %w", ln.Addr(), err)
+	}
+	log.Info("server stopped")
+	return nil
+}
+
+// newHandler serves the health endpoints.
+func newHandler(store datastore.Interface, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok"))
+	}
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /livez", ok)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
+		defer cancel()
+		if _, _, err := store.Revisions(ctx); err != nil {
+			log.Warn("readyz: datastore does not answer", "error", err)
+			http.Error(w, "datastore not ready", http.StatusServiceUnavailable)
+			return
+		}
+		ok(w, r)
+	})
+	return mux
+}
+
+// selfSignedCert makes a fresh key and a self-signed certificate for the
+// server's names and addresses, kept in memory only. It is a stand-in until
+// the next issue brings the cluster CA: clients cannot verify it and must
+// skip verification.
+func selfSignedCert(cfg Config) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("generate the server key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("generate a certificate serial: %w", err)
+	}
+	dnsNames := []string{"localhost", "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc." + cfg.ClusterDomain}
+	if cfg.NodeName != "" {
+		dnsNames = append(dnsNames, cfg.NodeName)
+	}
+	var ips []net.IP
+	for _, a := range []netip.Addr{
+		netip.IPv6Loopback(), netip.MustParseAddr("127.0.0.1"),
+		cfg.ServiceCIDR.Masked().Addr().Next(), // the kubernetes service
+		cfg.BindAddress, cfg.AdvertiseAddress, cfg.NodeIP,
+	} {
+		if a.IsValid() && !a.IsUnspecified() {
+			ips = append(ips, a.AsSlice())
+		}
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "labctl-server (ephemeral, self-signed)"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              dnsNames,
+		IPAddresses:           ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("create the self-signed server certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
