@@ -37,6 +37,9 @@ func OpenBolt(path string, cfg Config) (Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datastore: open %s: %w", path, err)
 	}
+	// With the large mapping above bbolt would grow the file 16 MiB at a
+	// time; small steps keep the file near the data it holds.
+	db.AllocSize = 256 << 10
 	s, err := newStore(&boltEngine{db: db}, cfg)
 	if err != nil {
 		db.Close()
@@ -66,7 +69,16 @@ func (e *boltEngine) close() error { return e.db.Close() }
 
 type boltTx struct{ tx *bolt.Tx }
 
-func (t boltTx) bucket(b bucket) *bolt.Bucket { return t.tx.Bucket(bucketNames[b]) }
+func (t boltTx) bucket(b bucket) *bolt.Bucket {
+	bk := t.tx.Bucket(bucketNames[b])
+	if bk != nil && t.tx.Writable() {
+		// New revisions go in right after the key's older ones and
+		// compaction soon removes those: pages filled to bbolt's default
+		// of one half would hold a single 1 KiB object each.
+		bk.FillPercent = 0.9
+	}
+	return bk
+}
 
 func (t boltTx) get(b bucket, key []byte) []byte {
 	bk := t.bucket(b)

@@ -162,6 +162,12 @@ func (s *store) commit(batch []*writeReq) {
 		return
 	}
 	s.rev, s.compactRev = rev, compactRev
+	if cap := s.cfg.MaxHistory; s.rev-s.compactRev > cap+cap/4 {
+		select {
+		case s.compactCh <- struct{}{}:
+		default:
+		}
+	}
 	s.hub.publish(events)
 	for _, req := range batch {
 		close(req.done)
@@ -322,12 +328,35 @@ func (s *store) Compact(ctx context.Context, rev int64) error {
 	return nil
 }
 
+// compactLoop compacts every CompactInterval, and at once when the
+// committer finds the history a quarter over its cap.
+func (s *store) compactLoop(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.CompactInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.compactCh:
+		}
+		if err := s.compactOld(ctx); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Error("datastore compaction failed", "err", err)
+		}
+	}
+}
+
 // compactOld compacts to the newest revision committed more than
-// Retention ago.
+// Retention ago, or further when more than MaxHistory revisions are kept.
 func (s *store) compactOld(ctx context.Context) error {
 	cutoff := time.Now().Add(-s.cfg.Retention).UnixNano()
-	var target int64
+	var target, cur int64
 	err := s.view(func(tx readTx) error {
+		var err error
+		if cur, _, err = readRevisions(tx); err != nil {
+			return err
+		}
 		c := tx.cursor(bucketLog)
 		for k, v := c.first(); k != nil; k, v = c.next() {
 			at, _, err := decodeLogEntry(v)
@@ -343,8 +372,12 @@ func (s *store) compactOld(ctx context.Context) error {
 		}
 		return nil
 	})
-	if err != nil || target == 0 {
+	if err != nil {
 		return err
+	}
+	target = max(target, cur-s.cfg.MaxHistory)
+	if target <= 0 {
+		return nil
 	}
 	return s.Compact(ctx, target)
 }

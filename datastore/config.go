@@ -14,6 +14,7 @@ const (
 	DefaultCompactInterval = 30 * time.Second
 	DefaultMaxValueSize    = 3 << 20 // 3 MiB, a little above etcd's 1.5 MiB request limit
 	DefaultWatchQueue      = 4096
+	DefaultMaxHistory      = 1000
 	DefaultOpenTimeout     = 5 * time.Second
 	// MaxKeySize bounds keys; bbolt's own limit is 32 KiB.
 	MaxKeySize = 8 << 10
@@ -35,6 +36,10 @@ type Config struct {
 	// CompactInterval is how often history older than Retention is
 	// dropped (default 30 s). Negative disables background compaction.
 	CompactInterval time.Duration
+	// MaxHistory caps the history under heavy churn: at most this many
+	// revisions are kept, whatever Retention says (default 1000, as kine
+	// keeps for k3s). It bounds the file under any write rate.
+	MaxHistory int64
 	// MaxValueSize refuses larger values with ErrValueTooLarge (default 3 MiB).
 	MaxValueSize int
 	// WatchQueue is how many undelivered events a watcher may hold before
@@ -58,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = DefaultCompactInterval
+	}
+	if c.MaxHistory == 0 {
+		c.MaxHistory = DefaultMaxHistory
 	}
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize

@@ -56,7 +56,8 @@
 // # Compaction
 //
 // Every Config.CompactInterval the history older than Config.Retention
-// (5 minutes) is dropped: for each change in the log up to the target, the
+// (5 minutes) is dropped, and at once whenever more than Config.MaxHistory
+// revisions (1000) are kept, so heavy churn cannot grow the file: for each change in the log up to the target, the
 // key's older revisions go, and so does a tombstone. Each key keeps its
 // newest revision at or below the compact revision, enough to read at any
 // revision from there on. bbolt reuses the freed pages, so a file under

@@ -27,6 +27,8 @@ type store struct {
 
 	// Owned by the committer goroutine once started.
 	rev, compactRev int64
+
+	compactCh chan struct{} // capacity 1: the committer asks for a compaction now
 }
 
 // maxBatch bounds how many write requests share one transaction.
@@ -38,12 +40,13 @@ const compactBatch = 1000
 
 func newStore(eng engine, cfg Config) (*store, error) {
 	s := &store{
-		eng:     eng,
-		cfg:     cfg,
-		hub:     newHub(cfg.WatchQueue),
-		reqs:    make(chan *writeReq),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		eng:       eng,
+		cfg:       cfg,
+		hub:       newHub(cfg.WatchQueue),
+		reqs:      make(chan *writeReq),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		compactCh: make(chan struct{}, 1),
 	}
 	err := eng.update(func(tx writeTx) error {
 		schema := tx.get(bucketMeta, metaSchema)
@@ -70,7 +73,7 @@ func newStore(eng engine, cfg Config) (*store, error) {
 	}
 	if cfg.CompactInterval > 0 {
 		s.wg.Add(1)
-		go s.every(ctx, cfg.CompactInterval, s.compactOld)
+		go s.compactLoop(ctx)
 	}
 	return s, nil
 }
