@@ -348,7 +348,8 @@ func (s *store) compactLoop(ctx context.Context) {
 }
 
 // compactOld compacts to the newest revision committed more than
-// Retention ago, or further when more than MaxHistory revisions are kept.
+// Retention ago, or further when more than MaxHistory revisions are kept,
+// but never past a revision that a paginated List is still reading.
 func (s *store) compactOld(ctx context.Context) error {
 	cutoff := time.Now().Add(-s.cfg.Retention).UnixNano()
 	var target, cur int64
@@ -376,6 +377,9 @@ func (s *store) compactOld(ctx context.Context) error {
 		return err
 	}
 	target = max(target, cur-s.cfg.MaxHistory)
+	if pinned := s.oldestPin(); pinned != 0 {
+		target = min(target, pinned)
+	}
 	if target <= 0 {
 		return nil
 	}

@@ -57,7 +57,10 @@
 //
 // Every Config.CompactInterval the history older than Config.Retention
 // (5 minutes) is dropped, and at once whenever more than Config.MaxHistory
-// revisions (1000) are kept, so heavy churn cannot grow the file: for each change in the log up to the target, the
+// revisions (1000) are kept, so heavy churn cannot grow the file. The one
+// exception: the revision of a paginated List with pages still to read is
+// kept for a minute after each page, so its next page can be read.
+// Compaction: for each change in the log up to the target, the
 // key's older revisions go, and so does a tombstone. Each key keeps its
 // newest revision at or below the compact revision, enough to read at any
 // revision from there on. bbolt reuses the freed pages, so a file under

@@ -29,6 +29,36 @@ type store struct {
 	rev, compactRev int64
 
 	compactCh chan struct{} // capacity 1: the committer asks for a compaction now
+
+	pinMu sync.Mutex
+	pins  map[int64]time.Time // revisions a paginated List still reads, until when
+}
+
+// pinFor is how long a paginated List keeps its revision from compaction
+// after each page, whatever MaxHistory says.
+const pinFor = time.Minute
+
+// pin keeps rev from compaction for pinFor.
+func (s *store) pin(rev int64) {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	s.pins[rev] = time.Now().Add(pinFor)
+}
+
+// oldestPin returns the oldest pinned revision still in force, or 0.
+func (s *store) oldestPin() int64 {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	now, oldest := time.Now(), int64(0)
+	for rev, until := range s.pins {
+		switch {
+		case until.Before(now):
+			delete(s.pins, rev)
+		case oldest == 0 || rev < oldest:
+			oldest = rev
+		}
+	}
+	return oldest
 }
 
 // maxBatch bounds how many write requests share one transaction.
@@ -47,6 +77,7 @@ func newStore(eng engine, cfg Config) (*store, error) {
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		compactCh: make(chan struct{}, 1),
+		pins:      make(map[int64]time.Time),
 	}
 	err := eng.update(func(tx writeTx) error {
 		schema := tx.get(bucketMeta, metaSchema)
@@ -280,6 +311,10 @@ func (s *store) List(ctx context.Context, prefix string, opts ListOptions) (*Lis
 	})
 	if err != nil {
 		return nil, err
+	}
+	if res.More {
+		// The next page reads at this revision: keep it readable.
+		s.pin(res.Revision)
 	}
 	return res, nil
 }

@@ -315,7 +315,9 @@ func testListPages(t *testing.T, f Factory) {
 }
 
 func testListConsistent(t *testing.T, f Factory) {
-	s := open(t, f, datastore.Config{})
+	// A small MaxHistory: the writers below pass it many times over, and
+	// the pages must still read at the first page's revision.
+	s := open(t, f, datastore.Config{MaxHistory: 100, CompactInterval: 10 * time.Millisecond})
 	ctx := ctxT(t)
 	const n = 300
 	want := map[string]string{}
@@ -357,6 +359,16 @@ func testListConsistent(t *testing.T, f Factory) {
 	got := map[string]string{}
 	for _, kv := range first.KVs {
 		got[kv.Key] = string(kv.Value)
+	}
+	// Wait until compaction has run under the list, so that the pages
+	// below prove the list's revision was kept.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, compacted, _ := s.Revisions(ctx); compacted > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no compaction while the writers ran")
+		}
 	}
 	page := first
 	for page.More {
