@@ -112,25 +112,51 @@ func (s *store) commitLoop() {
 				break drain
 			}
 		}
-		s.commit(batch)
+		writes := batch[:0:0]
+		for _, req := range batch {
+			if req.compactTo > 0 {
+				s.compact(req)
+			} else {
+				writes = append(writes, req)
+			}
+		}
+		if len(writes) > 0 {
+			s.commit(writes)
+		}
 	}
+}
+
+// compact runs one compaction step in a transaction of its own: bbolt
+// cursors are not reliable in a transaction after deletes (a Seek can land
+// on a node the deletes emptied), so no transaction both deletes history
+// and then reads it.
+func (s *store) compact(req *writeReq) {
+	var reached int64
+	err := s.eng.update(func(tx writeTx) error {
+		var err error
+		if reached, err = compactStep(tx, s.compactRev, min(req.compactTo, s.rev)); err != nil {
+			return err
+		}
+		if reached == s.compactRev {
+			return nil
+		}
+		return tx.put(bucketMeta, metaCompact, appendRev(nil, reached))
+	})
+	if err != nil {
+		req.err = fmt.Errorf("datastore: compact: %w", err)
+	} else {
+		s.compactRev, req.compacted = reached, reached
+	}
+	close(req.done)
 }
 
 func (s *store) commit(batch []*writeReq) {
 	var events []*Event
-	rev, compactRev := s.rev, s.compactRev
+	rev := s.rev
 	now := time.Now()
 	err := s.eng.update(func(tx writeTx) error {
-		rev, compactRev, events = s.rev, s.compactRev, events[:0]
+		rev, events = s.rev, events[:0]
 		for _, req := range batch {
-			if req.compactTo > 0 {
-				var err error
-				if compactRev, err = compactStep(tx, compactRev, min(req.compactTo, rev)); err != nil {
-					return err
-				}
-				req.compacted = compactRev
-				continue
-			}
 			for _, o := range req.ops {
 				ev, err := apply(tx, o, rev+1, now)
 				if err != nil {
@@ -142,15 +168,10 @@ func (s *store) commit(batch []*writeReq) {
 				}
 			}
 		}
-		if rev != s.rev {
-			if err := tx.put(bucketMeta, metaRevision, appendRev(nil, rev)); err != nil {
-				return err
-			}
+		if rev == s.rev {
+			return nil
 		}
-		if compactRev != s.compactRev {
-			return tx.put(bucketMeta, metaCompact, appendRev(nil, compactRev))
-		}
-		return nil
+		return tx.put(bucketMeta, metaRevision, appendRev(nil, rev))
 	})
 	if err != nil {
 		err = fmt.Errorf("datastore: commit: %w", err)
@@ -161,7 +182,7 @@ func (s *store) commit(batch []*writeReq) {
 		}
 		return
 	}
-	s.rev, s.compactRev = rev, compactRev
+	s.rev = rev
 	if cap := s.cfg.MaxHistory; s.rev-s.compactRev > cap+cap/4 {
 		select {
 		case s.compactCh <- struct{}{}:
@@ -276,10 +297,11 @@ func compactStep(tx writeTx, from, target int64) (int64, error) {
 	if len(changes) == compactBatch {
 		reached = changes[len(changes)-1].rev
 	}
+	// Read everything first, delete after: see compact.
+	var drop [][]byte
 	for _, ch := range changes {
-		var drop [][]byte
 		c := tx.cursor(bucketRevs)
-		for k, v := c.seek(appendRev(bytes.Clone(ch.id), 0)); k != nil && len(k) == len(ch.id)+revBytes && bytes.HasPrefix(k, ch.id); k, v = c.next() {
+		for k, v := c.seek(appendRev(bytes.Clone(ch.id), 0)); k != nil && isRevOf(k, ch.id); k, v = c.next() {
 			rev, err := decodeRev(k[len(ch.id):])
 			if err != nil {
 				return from, err
@@ -298,11 +320,13 @@ func compactStep(tx writeTx, from, target int64) (int64, error) {
 			}
 			drop = append(drop, bytes.Clone(k))
 		}
-		for _, k := range drop {
-			if err := tx.delete(bucketRevs, k); err != nil {
-				return from, err
-			}
+	}
+	for _, k := range drop {
+		if err := tx.delete(bucketRevs, k); err != nil {
+			return from, err
 		}
+	}
+	for _, ch := range changes {
 		if err := tx.delete(bucketLog, appendRev(nil, ch.rev)); err != nil {
 			return from, err
 		}

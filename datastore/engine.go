@@ -44,7 +44,9 @@ type cursor interface {
 }
 
 // writeTx adds writes to a snapshot; it sees its own writes. Do not write
-// to a bucket while a cursor on it is still in use.
+// to a bucket while a cursor on it is still in use, and do not walk a
+// bucket with a cursor after deleting from it in the same transaction:
+// bbolt's cursors can skip over nodes the deletes emptied.
 type writeTx interface {
 	readTx
 	put(b bucket, key, value []byte) error

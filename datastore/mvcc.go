@@ -195,7 +195,7 @@ func latestAt(tx readTx, id []byte, rev int64) (r record, modRev int64, ok bool,
 	} else {
 		k, v = c.prev()
 	}
-	if k == nil || len(k) != len(id)+revBytes || !bytes.HasPrefix(k, id) {
+	if !isRevOf(k, id) {
 		return record{}, 0, false, nil
 	}
 	if modRev, err = decodeRev(k[len(id):]); err != nil {
@@ -205,6 +205,11 @@ func latestAt(tx readTx, id []byte, rev int64) (r record, modRev int64, ok bool,
 		return record{}, 0, false, err
 	}
 	return r, modRev, true, nil
+}
+
+// isRevOf reports whether k is a revision-bucket key of the key id.
+func isRevOf(k, id []byte) bool {
+	return len(k) == len(id)+revBytes && bytes.HasPrefix(k, id)
 }
 
 func (s *store) Get(ctx context.Context, key string, rev int64) (*KeyValue, int64, error) {

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"WatchPrefix", testWatchPrefix},
 		{"Compacted", testCompacted},
 		{"CompactionKeepsLatest", testCompactionKeepsLatest},
+		{"UpdatesUnderCompaction", testUpdatesUnderCompaction},
 		{"TTLExpiry", testTTL},
 		{"SlowWatcherDropped", testSlowWatcher},
 		{"ThousandsOfWatchers", testManyWatchers},
@@ -727,6 +728,34 @@ func testCompactionKeepsLatest(t *testing.T, f Factory) {
 	ev := collect(t, ch, 1)[0]
 	if ev.Prev == nil || string(ev.Prev.Value) != want["/churn/07"] {
 		t.Fatalf("prev after compaction: %+v, want %q", ev.Prev, want["/churn/07"])
+	}
+}
+
+// testUpdatesUnderCompaction: writers swap their own keys while history is
+// compacted over and over; every swap must find its key at the revision it
+// saw.
+func testUpdatesUnderCompaction(t *testing.T, f Factory) {
+	s := open(t, f, datastore.Config{MaxHistory: 40, CompactInterval: 5 * time.Millisecond})
+	ctx := ctxT(t)
+	value := make([]byte, 1024) // several keys a page, so pages empty and split
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			key := fmt.Sprintf("/swap/%02d", g)
+			rev, err := s.Create(ctx, key, value, 0)
+			for i := 0; i < 150 && err == nil; i++ {
+				rev, _, err = s.Update(ctx, key, value, rev, 0)
+			}
+			if err != nil {
+				t.Errorf("%s: %v", key, err)
+			}
+		}(g)
+	}
+	wg.Wait()
+	if _, compacted, _ := s.Revisions(ctx); compacted == 0 {
+		t.Fatal("no compaction ran; the test proved nothing")
 	}
 }
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs labctl's test suite (as root, so that the tests that need root run):
+# installs what the tests need, vets, runs every test, then runs each fuzz
+# target briefly. FUZZTIME (default 10s) sets how long each fuzzes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || echo "labctl: not root: tests that need root will be skipped" >&2
+. scripts/deps.sh
+
+echo "== go vet" >&2
+go vet ./...
+echo "== go test" >&2
+go test -count=1 -timeout 20m ./...
+echo "== fuzz" >&2
+for target in FuzzKeyEncoding FuzzDecode; do
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-10s}" ./datastore
+done
