@@ -45,6 +45,9 @@ type Config struct {
 	// WatchQueue is how many undelivered events a watcher may hold before
 	// it is dropped with ErrWatcherTooSlow (default 4096).
 	WatchQueue int
+	// WatchProgressInterval is how long a watch stays quiet before it gets
+	// a progress notice (default 10 s).
+	WatchProgressInterval time.Duration
 	// TTLInterval is how often expired keys are deleted (default 1 s).
 	TTLInterval time.Duration
 	// OpenTimeout is how long to wait for another process's lock on the
@@ -72,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WatchQueue == 0 {
 		c.WatchQueue = DefaultWatchQueue
+	}
+	if c.WatchProgressInterval == 0 {
+		c.WatchProgressInterval = 10 * time.Second
 	}
 	if c.TTLInterval == 0 {
 		c.TTLInterval = time.Second

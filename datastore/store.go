@@ -135,8 +135,14 @@ type Event struct {
 }
 
 // WatchResponse is one delivery on a watch channel: a batch of events in
-// revision order, or a terminal error.
+// revision order, a progress notice (no events), or a terminal error.
 type WatchResponse struct {
 	Events []*Event
-	Err    error
+	// Revision is a revision up to which the watch has delivered every
+	// change under its prefix: the last event's revision, or on a progress
+	// notice (sent when the watch has been idle for
+	// Config.WatchProgressInterval) a revision the store has reached since.
+	// The API server turns it into a BOOKMARK.
+	Revision int64
+	Err      error
 }

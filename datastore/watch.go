@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // hub fans committed events out to watchers. publish runs on the
@@ -28,6 +29,7 @@ type watcher struct {
 	mu    sync.Mutex
 	queue []*Event
 	err   error
+	seen  int64 // the newest revision published, matching or not
 }
 
 func newHub(limit int) *hub {
@@ -64,10 +66,12 @@ func (h *hub) publish(events []*Event) {
 	if len(events) == 0 {
 		return
 	}
+	last := events[len(events)-1].KV.ModRevision
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for w := range h.watchers {
 		w.mu.Lock()
+		w.seen = last
 		added := false
 		for _, ev := range events {
 			if strings.HasPrefix(ev.KV.Key, w.prefix) {
@@ -147,29 +151,44 @@ func (s *store) pump(ctx context.Context, w *watcher, from, upto int64, out chan
 			send(WatchResponse{Err: err})
 			return
 		}
-		if len(events) > 0 && !send(WatchResponse{Events: events}) {
+		if len(events) > 0 && !send(WatchResponse{Events: events, Revision: last}) {
 			return
 		}
 		from = last
 	}
+	progress := time.NewTimer(s.cfg.WatchProgressInterval)
+	defer progress.Stop()
 	for {
+		idle := false
 		select {
 		case <-w.notify:
+		case <-progress.C:
+			idle = true
 		case <-ctx.Done():
 			return
 		case <-s.stop:
 			return
 		}
 		w.mu.Lock()
-		queue, err := w.queue, w.err
+		queue, err, seen := w.queue, w.err, w.seen
 		w.queue = nil
 		w.mu.Unlock()
 		for len(queue) > 0 && queue[0].KV.ModRevision <= from {
 			queue = queue[1:]
 		}
-		if len(queue) > 0 && !send(WatchResponse{Events: queue}) {
-			return
+		if len(queue) > 0 {
+			from = queue[len(queue)-1].KV.ModRevision
+			if !send(WatchResponse{Events: queue, Revision: from}) {
+				return
+			}
+		} else if idle && seen > from {
+			// Nothing queued: every change up to seen has been sent.
+			from = seen
+			if !send(WatchResponse{Revision: from}) {
+				return
+			}
 		}
+		progress.Reset(s.cfg.WatchProgressInterval) // Go 1.23+: no stale tick survives Reset
 		if err != nil {
 			send(WatchResponse{Err: err})
 			return

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"WatchReplayFromOldRevision", testWatchReplay},
 		{"WatchPrevValues", testWatchPrev},
 		{"WatchPrefix", testWatchPrefix},
+		{"WatchProgress", testWatchProgress},
 		{"Compacted", testCompacted},
 		{"CompactionKeepsLatest", testCompactionKeepsLatest},
 		{"UpdatesUnderCompaction", testUpdatesUnderCompaction},
@@ -628,6 +629,29 @@ func testWatchPrefix(t *testing.T, f Factory) {
 	r3 := mustCreate(t, s, "/pods/c", "delivered")
 	if evs := collect(t, fut, 1); evs[0].KV.ModRevision != r3 {
 		t.Fatalf("future watch delivered revision %d, want %d", evs[0].KV.ModRevision, r3)
+	}
+}
+
+func testWatchProgress(t *testing.T, f Factory) {
+	s := open(t, f, datastore.Config{WatchProgressInterval: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	ch, err := s.Watch(ctx, "/mine/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := mustCreate(t, s, "/mine/a", "x")
+	resp := <-ch
+	if len(resp.Events) != 1 || resp.Revision != r1 {
+		t.Fatalf("first response: %d events, revision %d; want 1 at %d", len(resp.Events), resp.Revision, r1)
+	}
+	r2 := mustCreate(t, s, "/other/b", "not mine")
+	select {
+	case resp := <-ch:
+		if len(resp.Events) != 0 || resp.Err != nil || resp.Revision != r2 {
+			t.Fatalf("progress notice: %d events, revision %d, err %v; want none at %d", len(resp.Events), resp.Revision, resp.Err, r2)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no progress notice on an idle watch")
 	}
 }
 
