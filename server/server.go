@@ -2,17 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -23,6 +17,8 @@ import (
 	"time"
 
 	"labctl/datastore"
+	"labctl/server/authn"
+	"labctl/server/pki"
 )
 
 // Defaults for the `labctl server` flags and for Config's zero values.
@@ -64,8 +60,9 @@ type Config struct {
 	// DataDir holds the server's state; required (the command's default is
 	// /var/lib/labctl).
 	DataDir string
-	// KubeconfigPath is where the admin kubeconfig goes, from
-	// --write-kubeconfig (default /etc/labctl/labctl.yaml). Not written yet.
+	// KubeconfigPath is where Run writes the admin kubeconfig, from
+	// --write-kubeconfig (the command's default is /etc/labctl/labctl.yaml;
+	// default "": none is written).
 	KubeconfigPath string
 	// KubeconfigMode is that file's mode, from --write-kubeconfig-mode
 	// (default 0600).
@@ -116,9 +113,6 @@ type Config struct {
 
 // withDefaults fills in zero values.
 func (c Config) withDefaults() Config {
-	if c.KubeconfigPath == "" {
-		c.KubeconfigPath = DefaultKubeconfigPath
-	}
 	if c.KubeconfigMode == 0 {
 		c.KubeconfigMode = DefaultKubeconfigMode
 	}
@@ -293,7 +287,25 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}()
 
-	cert, err := selfSignedCert(cfg)
+	tlsDir := filepath.Join(cfg.DataDir, "server", "tls")
+	certs, err := pki.Ensure(pki.Config{
+		Dir:           tlsDir,
+		NodeName:      cfg.NodeName,
+		ClusterDomain: cfg.ClusterDomain,
+		ServiceCIDR:   cfg.ServiceCIDR,
+		// pki skips the invalid and unspecified ones.
+		IPs:    []netip.Addr{cfg.BindAddress, cfg.AdvertiseAddress, cfg.NodeIP},
+		Logger: log.With("component", "pki"),
+	})
+	if err != nil {
+		return fmt.Errorf("set up the certificates in %q: %w", tlsDir, err)
+	}
+	handler, err := authn.NewHandler(authn.Config{
+		// Bearer tokens (service accounts) join the union in a later issue.
+		Authenticator: authn.Union{authn.X509{}},
+		Authorizer:    authn.Masters{},
+		Logger:        log.With("component", "authn"),
+	}, newHandler(store, log))
 	if err != nil {
 		return err
 	}
@@ -309,16 +321,32 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 
+	if cfg.KubeconfigPath != "" {
+		// The port actually bound: HTTPSPort may be 0.
+		url := pki.LocalServerURL(cfg.BindAddress, ln.Addr().(*net.TCPAddr).Port)
+		if err := pki.WriteKubeconfig(cfg.KubeconfigPath, cfg.KubeconfigMode, url,
+			certs.CA.CertPEM, certs.Admin.CertPEM, certs.Admin.KeyPEM); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("write the admin kubeconfig: %w", err)
+		}
+		log.Info("wrote the admin kubeconfig", "path", cfg.KubeconfigPath, "server", url)
+	}
+
 	srv := &http.Server{
-		Handler:           newHandler(store, log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{certs.Serving.TLSCertificate()},
+			// Client certificates are how users authenticate, but health
+			// checks come without one; authn refuses the rest.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  certs.CertPool(),
+			MinVersion: tls.VersionTLS12,
 		},
-		// Clients that reject the self-signed certificate (curl without
-		// -k) fail their handshake; that is expected, so debug level.
+		// Clients that do not trust the cluster CA (curl without --cacert
+		// or -k), or that offer a certificate from another CA, fail their
+		// handshake; that is their business, so debug level.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	served := make(chan error, 1)
@@ -372,51 +400,4 @@ func newHandler(store datastore.Interface, log *slog.Logger) http.Handler {
 		ok(w, r)
 	})
 	return mux
-}
-
-// selfSignedCert makes a fresh key and a self-signed certificate for the
-// server's names and addresses, kept in memory only. It is a stand-in until
-// the next issue brings the cluster CA: clients cannot verify it and must
-// skip verification.
-func selfSignedCert(cfg Config) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("generate the server key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("generate a certificate serial: %w", err)
-	}
-	dnsNames := []string{"localhost", "kubernetes", "kubernetes.default",
-		"kubernetes.default.svc", "kubernetes.default.svc." + cfg.ClusterDomain}
-	if cfg.NodeName != "" {
-		dnsNames = append(dnsNames, cfg.NodeName)
-	}
-	var ips []net.IP
-	for _, a := range []netip.Addr{
-		netip.IPv6Loopback(), netip.MustParseAddr("127.0.0.1"),
-		cfg.ServiceCIDR.Masked().Addr().Next(), // the kubernetes service
-		cfg.BindAddress, cfg.AdvertiseAddress, cfg.NodeIP,
-	} {
-		if a.IsValid() && !a.IsUnspecified() {
-			ips = append(ips, a.AsSlice())
-		}
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "labctl-server (ephemeral, self-signed)"},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              dnsNames,
-		IPAddresses:           ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("create the self-signed server certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

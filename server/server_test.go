@@ -13,13 +13,20 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	clientcmdlatest "k8s.io/client-go/tools/clientcmd/api/latest"
+
 	"labctl/datastore"
 	"labctl/server"
+	"labctl/server/pki"
 )
 
 // syncBuffer is a bytes.Buffer that the server's goroutines and the test
@@ -95,8 +102,8 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-// insecureClient skips certificate verification: the server's certificate
-// is self-signed until the cluster CA exists.
+// insecureClient skips certificate verification, to tell whether anything
+// answers at all.
 func insecureClient() *http.Client {
 	return &http.Client{
 		Timeout: 5 * time.Second,
@@ -104,6 +111,80 @@ func insecureClient() *http.Client {
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		},
 	}
+}
+
+// anonymousClient trusts the cluster CA in dataDir and has no client
+// certificate.
+func anonymousClient(t *testing.T, dataDir string) *http.Client {
+	t.Helper()
+	return tlsClient(t, dataDir, nil)
+}
+
+// certClient trusts the cluster CA in dataDir and presents the client
+// certificate NAME.crt, NAME.key from certDir.
+func certClient(t *testing.T, dataDir, certDir, name string) *http.Client {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsClient(t, dataDir, &cert)
+}
+
+func tlsClient(t *testing.T, dataDir string, cert *tls.Certificate) *http.Client {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(tlsDir(dataDir), "server-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no certificate in server-ca.crt")
+	}
+	cfg := &tls.Config{RootCAs: roots}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+}
+
+func tlsDir(dataDir string) string { return filepath.Join(dataDir, "server", "tls") }
+
+// kubeconfigClient reads a kubeconfig as clientcmd.LoadFromFile does and
+// returns the server URL of its current context and a client-go client for
+// it. (Package clientcmd itself needs a module that go.mod does not list
+// yet.)
+func kubeconfigClient(t *testing.T, path string) (string, *http.Client) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _, err := clientcmdlatest.Codec.Decode(data,
+		&schema.GroupVersionKind{Version: clientcmdlatest.Version, Kind: "Config"}, clientcmdapi.NewConfig())
+	if err != nil {
+		t.Fatalf("decode the kubeconfig %s: %v", path, err)
+	}
+	cfg := obj.(*clientcmdapi.Config)
+	kctx := cfg.Contexts[cfg.CurrentContext]
+	if kctx == nil || cfg.Clusters[kctx.Cluster] == nil || cfg.AuthInfos[kctx.AuthInfo] == nil {
+		t.Fatalf("kubeconfig %s has no complete current context:\n%s", path, data)
+	}
+	cluster, user := cfg.Clusters[kctx.Cluster], cfg.AuthInfos[kctx.AuthInfo]
+	restCfg := &rest.Config{
+		Host:    cluster.Server,
+		Timeout: 5 * time.Second,
+		TLSClientConfig: rest.TLSClientConfig{
+			CAData:   cluster.CertificateAuthorityData,
+			CertData: user.ClientCertificateData,
+			KeyData:  user.ClientKeyData,
+		},
+	}
+	rt, err := rest.TransportFor(restCfg)
+	if err != nil {
+		t.Fatalf("rest.TransportFor: %v", err)
+	}
+	return cluster.Server, &http.Client{Transport: rt, Timeout: 5 * time.Second}
 }
 
 func get(t *testing.T, c *http.Client, method, url string) (int, string) {
@@ -132,9 +213,10 @@ func TestRunServesHealth(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			r := start(t, server.Config{DataDir: dataDir, DatastoreEndpoint: endpoint})
+			kubeconfig := filepath.Join(t.TempDir(), "labctl.yaml")
+			r := start(t, server.Config{DataDir: dataDir, DatastoreEndpoint: endpoint, KubeconfigPath: kubeconfig})
 			base := "https://" + r.addr.String()
-			c := insecureClient()
+			c := anonymousClient(t, dataDir)
 
 			for _, path := range []string{"/healthz", "/livez", "/readyz"} {
 				if code, body := get(t, c, http.MethodGet, base+path); code != http.StatusOK || body != "ok" {
@@ -147,8 +229,12 @@ func TestRunServesHealth(t *testing.T) {
 			if code, _ := get(t, c, http.MethodPost, base+"/healthz"); code != http.StatusMethodNotAllowed {
 				t.Errorf("POST /healthz = %d, want 405", code)
 			}
-			if code, _ := get(t, c, http.MethodGet, base+"/api"); code != http.StatusNotFound {
-				t.Errorf("GET /api = %d, want 404 until the API server exists", code)
+			if code, body := get(t, c, http.MethodGet, base+"/api"); code != http.StatusUnauthorized {
+				t.Errorf("anonymous GET /api = %d %q, want 401", code, body)
+			}
+			_, admin := kubeconfigClient(t, kubeconfig)
+			if code, _ := get(t, admin, http.MethodGet, base+"/api"); code != http.StatusNotFound {
+				t.Errorf("admin GET /api = %d, want 404 until the API server exists", code)
 			}
 
 			dbDir := filepath.Join(dataDir, "server", "db")
@@ -207,22 +293,165 @@ func TestRunTightensDatastoreDir(t *testing.T) {
 	}
 }
 
-// TestRunCertificate checks the ephemeral certificate: self-signed, for
-// server authentication, and valid for the loopback address.
+// TestRunCertificate checks the serving certificate: the one in the data
+// directory, signed by the cluster CA, for server authentication, and valid
+// for the server's names and addresses.
 func TestRunCertificate(t *testing.T) {
-	r := start(t, server.Config{DataDir: t.TempDir(), DatastoreEndpoint: "memory://", NodeName: "node-1"})
+	dataDir := t.TempDir()
+	r := start(t, server.Config{DataDir: dataDir, DatastoreEndpoint: "memory://", NodeName: "node-1",
+		NodeIP: netip.MustParseAddr("192.168.1.10"), AdvertiseAddress: netip.MustParseAddr("203.0.113.7")})
 	conn, err := tls.Dial("tcp", r.addr.String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	cert := conn.ConnectionState().PeerCertificates[0]
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	for _, name := range []string{"127.0.0.1", "localhost", "node-1", "kubernetes.default.svc.cluster.local", "10.43.0.1"} {
+	onDisk, err := tls.LoadX509KeyPair(filepath.Join(tlsDir(dataDir), "serving-kube-apiserver.crt"),
+		filepath.Join(tlsDir(dataDir), "serving-kube-apiserver.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cert.Raw, onDisk.Certificate[0]) {
+		t.Error("the server presents another certificate than serving-kube-apiserver.crt")
+	}
+	// What a client that trusts the CA in the data directory and nothing
+	// else accepts.
+	roots := anonymousClient(t, dataDir).Transport.(*http.Transport).TLSClientConfig.RootCAs
+	for _, name := range []string{"127.0.0.1", "::1", "localhost", "node-1", "kubernetes", "kubernetes.default.svc.cluster.local",
+		"10.43.0.1", "192.168.1.10", "203.0.113.7"} {
 		if _, err := cert.Verify(x509.VerifyOptions{DNSName: name, Roots: roots}); err != nil {
 			t.Errorf("certificate not valid for %s: %v", name, err)
 		}
+	}
+}
+
+// TestRunAuthentication: the admin kubeconfig gets through, a request
+// without a client certificate gets 401 except on the health paths, a
+// certificate outside system:masters gets 403, and one from another CA
+// does not get through the handshake.
+func TestRunAuthentication(t *testing.T) {
+	dataDir := t.TempDir()
+	kubeconfig := filepath.Join(t.TempDir(), "etc", "labctl", "labctl.yaml")
+	r := start(t, server.Config{DataDir: dataDir, DatastoreEndpoint: "memory://", KubeconfigPath: kubeconfig, KubeconfigMode: 0o640})
+	base := "https://" + r.addr.String()
+
+	fi, err := os.Stat(kubeconfig)
+	if err != nil {
+		t.Fatalf("no admin kubeconfig: %v", err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("kubeconfig mode %v, want 0640", fi.Mode().Perm())
+	}
+	serverURL, admin := kubeconfigClient(t, kubeconfig)
+	if want := "https://127.0.0.1:" + strconv.Itoa(r.addr.(*net.TCPAddr).Port); serverURL != want {
+		t.Errorf("kubeconfig server %q, want %q", serverURL, want)
+	}
+
+	const unauthorized = `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}` + "\n"
+	anonymous := anonymousClient(t, dataDir)
+	kubeProxy := certClient(t, dataDir, tlsDir(dataDir), "client-kube-proxy")
+	tests := []struct {
+		name     string
+		client   *http.Client
+		path     string
+		wantCode int
+		wantBody string // "" for any
+	}{
+		{"admin on health", admin, "/healthz", http.StatusOK, "ok"},
+		{"admin on readiness", admin, "/readyz", http.StatusOK, "ok"},
+		{"admin on an unknown path", admin, "/no/such/path", http.StatusNotFound, ""},
+		{"admin on the API", admin, "/api/v1/namespaces/default/pods", http.StatusNotFound, ""},
+		{"anonymous on health", anonymous, "/healthz", http.StatusOK, "ok"},
+		{"anonymous on liveness", anonymous, "/livez", http.StatusOK, "ok"},
+		{"anonymous on readiness", anonymous, "/readyz", http.StatusOK, "ok"},
+		{"anonymous on an unknown path", anonymous, "/no/such/path", http.StatusUnauthorized, unauthorized},
+		{"anonymous on the API", anonymous, "/api/v1/namespaces/default/pods", http.StatusUnauthorized, unauthorized},
+		{"kube-proxy on health", kubeProxy, "/healthz", http.StatusOK, "ok"},
+		{"kube-proxy on a path", kubeProxy, "/no/such/path", http.StatusForbidden,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"forbidden: User \"system:kube-proxy\" cannot get path \"/no/such/path\"","reason":"Forbidden","details":{},"code":403}` + "\n"},
+		{"kube-proxy on a resource", kubeProxy, "/api/v1/nodes/n1", http.StatusForbidden,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"nodes \"n1\" is forbidden: User \"system:kube-proxy\" cannot get resource \"nodes\" in API group \"\" at the cluster scope","reason":"Forbidden","details":{"name":"n1","kind":"nodes"},"code":403}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := get(t, tt.client, http.MethodGet, base+tt.path)
+			if code != tt.wantCode || (tt.wantBody != "" && body != tt.wantBody) {
+				t.Errorf("GET %s = %d %s, want %d %s", tt.path, code, body, tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+
+	t.Run("certificate from another CA", func(t *testing.T) {
+		otherDir := t.TempDir()
+		if _, err := pki.Ensure(pki.Config{Dir: otherDir}); err != nil {
+			t.Fatal(err)
+		}
+		// Go's client sends a certificate only when its issuer is among
+		// the CAs the server names, which another cluster's CA is not
+		// (unless both were made in the same second: same name). Then the
+		// request goes without one; it must not get through either way.
+		if code, body, err := tryGet(certClient(t, dataDir, otherDir, "client-admin"), base+"/no/such/path"); err == nil && code != http.StatusUnauthorized {
+			t.Errorf("GET /no/such/path with a certificate from another CA = %d %s, want 401 or a failed handshake", code, body)
+		}
+		// A client that sends it anyway fails the handshake.
+		foreign := certClient(t, dataDir, otherDir, "client-admin")
+		tlsCfg := foreign.Transport.(*http.Transport).TLSClientConfig
+		cert := tlsCfg.Certificates[0]
+		tlsCfg.Certificates = nil
+		tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		code, _, err := tryGet(foreign, base+"/healthz")
+		if err == nil {
+			t.Fatalf("GET /healthz presenting a certificate from another CA = %d, want a failed handshake", code)
+		}
+		if !strings.Contains(err.Error(), "tls") {
+			t.Errorf("error %q is not about TLS", err)
+		}
+	})
+}
+
+// tryGet is get for requests that may fail.
+func tryGet(c *http.Client, url string) (int, string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// TestRunRestart: a second start with the same data directory keeps the CA,
+// so that the first start's kubeconfig still works, and rewrites the
+// kubeconfig for the new port.
+func TestRunRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	kubeconfig := filepath.Join(t.TempDir(), "labctl.yaml")
+	cfg := server.Config{DataDir: dataDir, DatastoreEndpoint: "memory://", KubeconfigPath: kubeconfig}
+	first := start(t, cfg)
+	caFile := filepath.Join(tlsDir(dataDir), "server-ca.crt")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, firstAdmin := kubeconfigClient(t, kubeconfig)
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	second := start(t, cfg)
+	again, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ca, again) {
+		t.Error("the second start made a new CA")
+	}
+	serverURL, _ := kubeconfigClient(t, kubeconfig)
+	if want := "https://127.0.0.1:" + strconv.Itoa(second.addr.(*net.TCPAddr).Port); serverURL != want {
+		t.Errorf("kubeconfig server %q after the restart, want %q", serverURL, want)
+	}
+	if code, _ := get(t, firstAdmin, http.MethodGet, "https://"+second.addr.String()+"/no/such/path"); code != http.StatusNotFound {
+		t.Errorf("the first start's admin credentials get %d from the second start, want 404", code)
 	}
 }
 
@@ -236,6 +465,13 @@ func TestRunErrors(t *testing.T) {
 
 	aFile := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(aFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caWithoutKey := t.TempDir()
+	if _, err := pki.Ensure(pki.Config{Dir: tlsDir(caWithoutKey)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(tlsDir(caWithoutKey), "server-ca.key")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -256,6 +492,15 @@ func TestRunErrors(t *testing.T) {
 		name: "unknown datastore endpoint",
 		cfg:  server.Config{DataDir: t.TempDir(), DatastoreEndpoint: "mysql://x"},
 		want: []string{"open the datastore in ", "mysql://x"},
+	}, {
+		name: "kubeconfig under a file",
+		cfg: server.Config{DataDir: t.TempDir(), DatastoreEndpoint: "memory://", BindAddress: netip.MustParseAddr("127.0.0.1"),
+			KubeconfigPath: filepath.Join(aFile, "labctl.yaml")},
+		want: []string{"write the admin kubeconfig", aFile},
+	}, {
+		name: "CA without its key",
+		cfg:  server.Config{DataDir: caWithoutKey, DatastoreEndpoint: "memory://"},
+		want: []string{"set up the certificates in", "server-ca.key", "not creating a new CA"},
 	}, {
 		name: "invalid configuration",
 		cfg:  server.Config{DataDir: t.TempDir(), DatastoreEndpoint: "memory://", ClusterDNS: netip.MustParseAddr("10.42.0.10")},
