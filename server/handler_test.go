@@ -22,7 +22,7 @@ func (brokenStore) Revisions(context.Context) (int64, int64, error) {
 // TestReadyzWhenStoreFails: /readyz turns 503 when the datastore does not
 // answer, while /healthz and /livez stay ok.
 func TestReadyzWhenStoreFails(t *testing.T) {
-	h := newHandler(brokenStore{}, slog.New(slog.DiscardHandler))
+	h := newHandler(brokenStore{}, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	for path, want := range map[string]int{
 		"/healthz": http.StatusOK,
 		"/livez":   http.StatusOK,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"labctl/datastore"
+	"labctl/server/apiserver"
 	"labctl/server/authn"
 	"labctl/server/pki"
 )
@@ -300,12 +301,25 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("set up the certificates in %q: %w", tlsDir, err)
 	}
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	api, err := apiserver.New(apiCtx, apiserver.Config{
+		Store:  store,
+		Logger: log.With("component", "apiserver"),
+	})
+	if err != nil {
+		stopAPI()
+		return fmt.Errorf("start the API: %w", err)
+	}
+	defer func() {
+		stopAPI()
+		api.Wait() // before the store closes (deferred above)
+	}()
 	handler, err := authn.NewHandler(authn.Config{
 		// Bearer tokens (service accounts) join the union in a later issue.
 		Authenticator: authn.Union{authn.X509{}},
 		Authorizer:    authn.Masters{},
 		Logger:        log.With("component", "authn"),
-	}, newHandler(store, log))
+	}, newHandler(store, api, log))
 	if err != nil {
 		return err
 	}
@@ -380,9 +394,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	return nil
 }
 
-// newHandler serves the health endpoints.
-func newHandler(store datastore.Interface, log *slog.Logger) http.Handler {
+// newHandler serves the health endpoints, and the API on every other path.
+func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/", api)
 	ok := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
