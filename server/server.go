@@ -308,6 +308,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	})
 	if err != nil {
 		stopAPI()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("start the API: %w", err)
 	}
 	defer func() {
@@ -404,6 +407,12 @@ func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) h
 	}
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /livez", ok)
+	for _, path := range []string{"/healthz", "/livez", "/readyz"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		})
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 		defer cancel()

@@ -233,8 +233,8 @@ func TestRunServesHealth(t *testing.T) {
 				t.Errorf("anonymous GET /api = %d %q, want 401", code, body)
 			}
 			_, admin := kubeconfigClient(t, kubeconfig)
-			if code, _ := get(t, admin, http.MethodGet, base+"/api"); code != http.StatusNotFound {
-				t.Errorf("admin GET /api = %d, want 404 until the API server exists", code)
+			if code, body := get(t, admin, http.MethodGet, base+"/api"); code != http.StatusOK || !strings.Contains(body, `"kind":"APIVersions"`) {
+				t.Errorf("admin GET /api = %d %s, want 200 and the APIVersions", code, body)
 			}
 
 			dbDir := filepath.Join(dataDir, "server", "db")
@@ -360,7 +360,7 @@ func TestRunAuthentication(t *testing.T) {
 		{"admin on health", admin, "/healthz", http.StatusOK, "ok"},
 		{"admin on readiness", admin, "/readyz", http.StatusOK, "ok"},
 		{"admin on an unknown path", admin, "/no/such/path", http.StatusNotFound, ""},
-		{"admin on the API", admin, "/api/v1/namespaces/default/pods", http.StatusNotFound, ""},
+		{"admin on the API", admin, "/api/v1/namespaces/default/pods", http.StatusOK, ""},
 		{"anonymous on health", anonymous, "/healthz", http.StatusOK, "ok"},
 		{"anonymous on liveness", anonymous, "/livez", http.StatusOK, "ok"},
 		{"anonymous on readiness", anonymous, "/readyz", http.StatusOK, "ok"},
