@@ -1,0 +1,335 @@
+package apiserver_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"labctl/datastore"
+	"labctl/server/apiserver"
+)
+
+// start serves the API over ds on a test HTTP server (authentication is
+// server.Run's business, not this package's) and returns a client config.
+func start(t *testing.T, ds datastore.Interface) *rest.Config {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	api, err := apiserver.New(ctx, apiserver.Config{Store: ds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		api.Wait()
+	})
+	return &rest.Config{Host: srv.URL, QPS: -1}
+}
+
+func memStore(t *testing.T) datastore.Interface {
+	ds := datastore.NewMemory(datastore.Config{WatchProgressInterval: 100 * time.Millisecond})
+	t.Cleanup(func() { ds.Close() })
+	return ds
+}
+
+func clients(t *testing.T, cfg *rest.Config) map[string]kubernetes.Interface {
+	out := map[string]kubernetes.Interface{}
+	for name, ct := range map[string]string{"json": "application/json", "protobuf": "application/vnd.kubernetes.protobuf"} {
+		c := rest.CopyConfig(cfg)
+		c.ContentType = ct
+		c.AcceptContentTypes = ct + ",application/json"
+		cs, err := kubernetes.NewForConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = cs
+	}
+	return out
+}
+
+func deployment(name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}},
+			},
+		},
+	}
+}
+
+func TestTypedClients(t *testing.T) {
+	cfg := start(t, memStore(t))
+	for name, cs := range clients(t, cfg) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ns := "ns-" + name
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment("web"), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.UID == "" || d.ResourceVersion == "" || d.CreationTimestamp.IsZero() || d.Namespace != ns {
+				t.Fatalf("created deployment lacks server metadata: %+v", d.ObjectMeta)
+			}
+			if _, err := cs.AppsV1().Deployments(ns).Create(ctx, deployment("web"), metav1.CreateOptions{}); !apierrors.IsAlreadyExists(err) {
+				t.Fatalf("second create: %v", err)
+			}
+			d.Spec.Replicas = ptr.To[int32](3)
+			up, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); !apierrors.IsConflict(err) {
+				t.Fatalf("update with a stale resourceVersion: %v", err)
+			}
+			sc, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
+			if err != nil || sc.Spec.Replicas != 3 || sc.Status.Selector != "app=web" {
+				t.Fatalf("scale: %+v %v", sc, err)
+			}
+			sc.Spec.Replicas = 5
+			if _, err := cs.AppsV1().Deployments(ns).UpdateScale(ctx, "web", sc, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			p, err := cs.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType, []byte(`{"metadata":{"labels":{"tier":"front"}}}`), metav1.PatchOptions{})
+			if err != nil || p.Labels["tier"] != "front" || *p.Spec.Replicas != 5 || p.ResourceVersion == up.ResourceVersion {
+				t.Fatalf("patch: %v", err)
+			}
+			list, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "tier=front"})
+			if err != nil || len(list.Items) != 1 || list.ResourceVersion == "" {
+				t.Fatalf("list: %v", err)
+			}
+			if _, err := cs.CoreV1().ConfigMaps("no-such-ns").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("create in a missing namespace: %v", err)
+			}
+			if err := cs.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("get after delete: %v", err)
+			}
+		})
+	}
+}
+
+func TestDynamicClientAndDryRun(t *testing.T) {
+	cfg := start(t, memStore(t))
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	cm := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"generateName": "gen-"},
+		"data":     map[string]any{"k": "v"},
+	}}
+	dry, err := dc.Resource(gvr).Namespace("default").Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil || !strings.HasPrefix(dry.GetName(), "gen-") {
+		t.Fatalf("dry-run create: %v", err)
+	}
+	if list, _ := dc.Resource(gvr).Namespace("default").List(ctx, metav1.ListOptions{}); len(list.Items) != 0 {
+		t.Fatalf("a dry run persisted %d objects", len(list.Items))
+	}
+	got, err := dc.Resource(gvr).Namespace("default").Create(ctx, cm, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Strict field validation refuses an unknown field; the default warns.
+	bad := got.DeepCopy()
+	bad.Object["bogus"] = true
+	if _, err := dc.Resource(gvr).Namespace("default").Update(ctx, bad, metav1.UpdateOptions{FieldValidation: "Strict"}); !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), `unknown field "bogus"`) {
+		t.Fatalf("strict update with an unknown field: %v", err)
+	}
+	if _, err := dc.Resource(gvr).Namespace("default").Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("default (warn) update with an unknown field: %v", err)
+	}
+}
+
+func TestInformer(t *testing.T) {
+	cfg := start(t, memStore(t))
+	cs := clients(t, cfg)["protobuf"]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := make(chan string, 10)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	inf := f.Core().V1().ConfigMaps().Informer()
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { events <- "add " + obj.(*corev1.ConfigMap).Name },
+		UpdateFunc: func(_, obj any) { events <- "update " + obj.(*corev1.ConfigMap).Name },
+		DeleteFunc: func(obj any) {
+			if cm, ok := obj.(*corev1.ConfigMap); ok {
+				events <- "delete " + cm.Name
+			}
+		},
+	})
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("informer did not sync")
+	}
+	cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after"}}, metav1.CreateOptions{})
+	cs.CoreV1().ConfigMaps("default").Delete(ctx, "before", metav1.DeleteOptions{})
+	want := []string{"add before", "add after", "delete before"}
+	for _, w := range want {
+		select {
+		case got := <-events:
+			if got != w {
+				t.Fatalf("informer event %q, want %q", got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no informer event, want %q", w)
+		}
+	}
+}
+
+func TestWatchAcrossRestartAndCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	ds, err := datastore.OpenBolt(path, datastore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := clients(t, start(t, ds))["json"]
+	ctx := context.Background()
+	first, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "one"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Close()
+
+	// A new server on the same file: a watch from the old resourceVersion
+	// resumes with what happened after it.
+	ds, err = datastore.OpenBolt(path, datastore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ds.Close() })
+	cs = clients(t, start(t, ds))["protobuf"]
+	second, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "two"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if ev.Type != watch.Added || ev.Object.(*corev1.ConfigMap).Name != "two" {
+			t.Fatalf("resumed watch: %v %v", ev.Type, ev.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("resumed watch delivered nothing")
+	}
+	w.Stop()
+
+	// After compaction the old resourceVersion is gone: 410.
+	cur, _, _ := ds.Revisions(ctx)
+	if err := ds.Compact(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+	w, err = cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{ResourceVersion: first.ResourceVersion})
+	if err == nil {
+		ev := <-w.ResultChan()
+		st, ok := ev.Object.(*metav1.Status)
+		if ev.Type != watch.Error || !ok || st.Code != 410 {
+			t.Fatalf("watch from a compacted resourceVersion: %v %v", ev.Type, ev.Object)
+		}
+	} else if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+		t.Fatalf("watch from a compacted resourceVersion: %v", err)
+	}
+	_ = second
+}
+
+func TestWatchList(t *testing.T) {
+	cfg := start(t, memStore(t))
+	cs := clients(t, cfg)["json"]
+	ctx := context.Background()
+	for _, n := range []string{"a", "b"} {
+		cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+	}
+	w, err := cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{
+		SendInitialEvents:    ptr.To(true),
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+		AllowWatchBookmarks:  true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var got []string
+	for ev := range w.ResultChan() {
+		if ev.Type == watch.Bookmark {
+			if ev.Object.(*corev1.ConfigMap).Annotations[metav1.InitialEventsAnnotationKey] != "true" {
+				t.Fatal("bookmark without the initial-events-end annotation")
+			}
+			break
+		}
+		got = append(got, string(ev.Type)+" "+ev.Object.(*corev1.ConfigMap).Name)
+	}
+	if strings.Join(got, ",") != "ADDED a,ADDED b" {
+		t.Fatalf("initial events: %v", got)
+	}
+	// Without the bookmark opt-in, WatchList is refused as invalid (422),
+	// so that a client falls back to list and watch.
+	_, err = cs.CoreV1().ConfigMaps("default").Watch(ctx, metav1.ListOptions{SendInitialEvents: ptr.To(true)})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("sendInitialEvents without its options: %v", err)
+	}
+}
+
+func TestNamespaceLifecycle(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["json"]
+	ctx := context.Background()
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nss.Items) != 4 {
+		t.Fatalf("system namespaces: %v", err)
+	}
+	cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gone"}}, metav1.CreateOptions{})
+	cs.CoreV1().ConfigMaps("gone").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "inside"}}, metav1.CreateOptions{})
+	if err := cs.CoreV1().Namespaces().Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, "gone", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace still there: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("gone").Get(ctx, "inside", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("object in the deleted namespace: %v", err)
+	}
+}
