@@ -303,8 +303,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	apiCtx, stopAPI := context.WithCancel(ctx)
 	api, err := apiserver.New(apiCtx, apiserver.Config{
-		Store:  store,
-		Logger: log.With("component", "apiserver"),
+		Store:       store,
+		ServiceCIDR: cfg.ServiceCIDR,
+		Logger:      log.With("component", "apiserver"),
 	})
 	if err != nil {
 		stopAPI()
@@ -336,6 +337,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	ln, err := lc.Listen(ctx, network, addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := api.EnsureKubernetesService(ctx, apiAddress(cfg), port); err != nil {
+		_ = ln.Close()
+		return err
 	}
 
 	if cfg.KubeconfigPath != "" {
@@ -395,6 +402,28 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	log.Info("server stopped")
 	return nil
+}
+
+// apiAddress is where pods reach the API server, behind the kubernetes
+// service: the advertise address, else this machine's first global IPv4
+// address, else loopback.
+func apiAddress(cfg Config) netip.Addr {
+	if cfg.AdvertiseAddress.IsValid() && !cfg.AdvertiseAddress.IsUnspecified() {
+		return cfg.AdvertiseAddress
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					ip = ip.Unmap()
+					if ip.Is4() && ip.IsGlobalUnicast() {
+						return ip
+					}
+				}
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
 }
 
 // newHandler serves the health endpoints, and the API on every other path.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/http"
 	"strings"
 	"sync"
@@ -37,6 +38,9 @@ type Config struct {
 	// Strategies returns the strategy for a kind; nil, or a kind it does
 	// not know, gets the generic one (metadata only).
 	Strategies func(gvk schema.GroupVersionKind) (Strategy, bool)
+	// ServiceCIDR is where service cluster IPs come from; the first
+	// address is the kubernetes service's.
+	ServiceCIDR netip.Prefix
 	// Version is what /version reports (gitVersion), e.g. v1.37.2.
 	Version string
 	// Logger receives request errors; nil discards them.
@@ -54,6 +58,7 @@ type Server struct {
 	scheme *runtime.Scheme
 	codecs serializer.CodecFactory
 	params runtime.ParameterCodec
+	alloc  allocator
 	mux    *http.ServeMux
 }
 
@@ -72,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, ctx: ctx, reg: newRegistry()}
 	s.scheme, s.codecs, s.params = newScheme()
+	s.alloc.cidr = cfg.ServiceCIDR
 	for _, r := range builtin() {
 		if err := s.Add(r); err != nil {
 			return nil, err

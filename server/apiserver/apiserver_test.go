@@ -3,6 +3,7 @@ package apiserver_test
 import (
 	"context"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,8 +33,11 @@ import (
 func start(t *testing.T, ds datastore.Interface) *rest.Config {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds})
+	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.EnsureKubernetesService(ctx, netip.MustParseAddr("192.0.2.10"), 6443); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api)
@@ -331,5 +335,47 @@ func TestNamespaceLifecycle(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().ConfigMaps("gone").Get(ctx, "inside", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("object in the deleted namespace: %v", err)
+	}
+}
+
+func TestServiceAllocation(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["json"]
+	ctx := context.Background()
+	k, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || k.Spec.ClusterIP != "10.43.0.1" || k.Spec.Ports[0].Port != 443 {
+		t.Fatalf("kubernetes service: %+v %v", k, err)
+	}
+	ep, err := cs.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil || ep.Subsets[0].Addresses[0].IP != "192.0.2.10" || ep.Subsets[0].Ports[0].Port != 6443 {
+		t.Fatalf("kubernetes endpoints: %+v %v", ep, err)
+	}
+	svc := func(name string, typ corev1.ServiceType, ip string, nodePort int32) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{Type: typ, ClusterIP: ip, Selector: map[string]string{"app": name},
+				Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP, NodePort: nodePort}}},
+		}
+	}
+	a, err := cs.CoreV1().Services("default").Create(ctx, svc("a", corev1.ServiceTypeClusterIP, "", 0), metav1.CreateOptions{})
+	if err != nil || a.Spec.ClusterIP == "" || a.Spec.ClusterIP == "10.43.0.1" || a.Spec.Ports[0].NodePort != 0 {
+		t.Fatalf("cluster IP service: %+v %v", a.Spec, err)
+	}
+	b, err := cs.CoreV1().Services("default").Create(ctx, svc("b", corev1.ServiceTypeNodePort, "", 0), metav1.CreateOptions{})
+	if err != nil || b.Spec.ClusterIP == a.Spec.ClusterIP || b.Spec.Ports[0].NodePort < 30000 {
+		t.Fatalf("node port service: %+v %v", b.Spec, err)
+	}
+	_, err = cs.CoreV1().Services("default").Create(ctx, svc("c", corev1.ServiceTypeNodePort, a.Spec.ClusterIP, b.Spec.Ports[0].NodePort), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "provided IP is already allocated") || !strings.Contains(err.Error(), "provided port is already allocated") {
+		t.Fatalf("taken IP and port: %v", err)
+	}
+	h, err := cs.CoreV1().Services("default").Create(ctx, svc("h", corev1.ServiceTypeClusterIP, "None", 0), metav1.CreateOptions{})
+	if err != nil || h.Spec.ClusterIP != "None" {
+		t.Fatalf("headless service: %+v %v", h.Spec, err)
+	}
+	// Turning a NodePort service into a ClusterIP one gives its port back.
+	b.Spec.Type = corev1.ServiceTypeClusterIP
+	b.Spec.Ports[0].NodePort = 0
+	if b, err = cs.CoreV1().Services("default").Update(ctx, b, metav1.UpdateOptions{}); err != nil || b.Spec.Ports[0].NodePort != 0 {
+		t.Fatalf("to ClusterIP: %v", err)
 	}
 }

@@ -287,22 +287,29 @@ func (c *call) create() error {
 	if err != nil {
 		return err
 	}
-	if dry {
-		c.respond(http.StatusCreated, obj)
-		return nil
-	}
-	for attempt := 0; ; attempt++ {
-		stored, err := c.res.store.Create(c.ctx, obj)
-		if apierrors.IsAlreadyExists(err) && m.GetGenerateName() != "" && attempt < 8 {
-			m.SetName(generateName(m.GetGenerateName()))
-			continue
+	return c.s.withServiceAllocation(c.res, func() error {
+		if svc, ok := obj.(*corev1.Service); ok {
+			if err := c.s.allocate(c.ctx, svc, nil); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
+		if dry {
+			c.respond(http.StatusCreated, obj)
+			return nil
 		}
-		c.respond(http.StatusCreated, stored)
-		return nil
-	}
+		for attempt := 0; ; attempt++ {
+			stored, err := c.res.store.Create(c.ctx, obj)
+			if apierrors.IsAlreadyExists(err) && m.GetGenerateName() != "" && attempt < 8 {
+				m.SetName(generateName(m.GetGenerateName()))
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			c.respond(http.StatusCreated, stored)
+			return nil
+		}
+	})
 }
 
 // prepareUpdate turns next (what the client sent, or the patched object)
@@ -396,6 +403,22 @@ func (c *call) update(name string) error {
 // on a dry run, then finishes a deletion the update made possible and
 // answers with the result.
 func (c *call) write(name string, dry bool, fn storage.UpdateFunc) error {
+	return c.s.withServiceAllocation(c.res, func() error { return c.writeLocked(name, dry, fn) })
+}
+
+func (c *call) writeLocked(name string, dry bool, update storage.UpdateFunc) error {
+	fn := func(cur runtime.Object) (runtime.Object, error) {
+		out, err := update(cur)
+		if err != nil {
+			return nil, err
+		}
+		if svc, ok := out.(*corev1.Service); ok && c.info.Subresource == "" {
+			if err := c.s.allocate(c.ctx, svc, cur.(*corev1.Service)); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
 	var out runtime.Object
 	var err error
 	if dry {
