@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"labctl/datastore"
+	"labctl/server/openapi"
 	"labctl/server/storage"
 )
 
@@ -59,6 +60,8 @@ type Server struct {
 	codecs serializer.CodecFactory
 	params runtime.ParameterCodec
 	alloc  allocator
+	// openapi serves /openapi/v2 and /openapi/v3 for what reg holds.
+	openapi *openapi.Service
 	mux    *http.ServeMux
 }
 
@@ -83,12 +86,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	var err error
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/api", s.serveCoreGroups)
 	s.mux.HandleFunc("/api/", s.serveAPI)
 	s.mux.HandleFunc("/apis", s.serveGroups)
 	s.mux.HandleFunc("/apis/", s.serveAPI)
 	s.mux.HandleFunc("/version", s.serveVersion)
+	if s.openapi, err = openapi.New(s.openapiResources(), s.scheme); err != nil {
+		return nil, fmt.Errorf("apiserver: openapi: %w", err)
+	}
+	s.openapi.Register(s.mux)
 	if err := s.bootstrapNamespaces(ctx); err != nil {
 		return nil, err
 	}
@@ -141,6 +149,15 @@ func (s *Server) Add(r *Resource) error {
 // ServeHTTP serves the API paths: discovery, /version and resources.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
+}
+
+// openapiResources describes the served resources for the OpenAPI documents.
+func (s *Server) openapiResources() []openapi.Resource {
+	var out []openapi.Resource
+	for _, r := range s.reg.all() {
+		out = append(out, openapi.Resource{GVK: r.GVK, Plural: r.Plural, Namespaced: r.Namespaced, Verbs: r.verbs(), Subresources: r.Subresources})
+	}
+	return out
 }
 
 // Wait returns when the background work has stopped, after the context

@@ -156,7 +156,7 @@ func (s *Server) decodeBody(req *http.Request, res *Resource, data []byte, stric
 	if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
 		errs := err.(interface{ Errors() []error }).Errors()
 		if strict {
-			return nil, nil, apierrors.NewBadRequest(strictMessage(errs))
+			return nil, nil, apierrors.NewBadRequest(notHandled(res, strictMessage(errs)))
 		}
 		for _, e := range errs {
 			warnings = append(warnings, e.Error())
@@ -164,7 +164,7 @@ func (s *Server) decodeBody(req *http.Request, res *Resource, data []byte, stric
 		err = nil
 	}
 	if err != nil {
-		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded as %s: %v", mt, err))
+		return nil, nil, apierrors.NewBadRequest(notHandled(res, err.Error()))
 	}
 	if got != nil && (got.Group != gvk.Group || got.Version != gvk.Version || got.Kind != gvk.Kind) {
 		if got.GroupVersion() != gvk.GroupVersion() {
@@ -173,6 +173,11 @@ func (s *Server) decodeBody(req *http.Request, res *Resource, data []byte, stric
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", got.Kind, gvk.Kind))
 	}
 	return obj, warnings, nil
+}
+
+// notHandled words a decoding error as upstream does.
+func notHandled(r *Resource, msg string) string {
+	return fmt.Sprintf("%s in version %q cannot be handled as a %s: %s", r.GVK.Kind, r.GVK.Version, r.GVK.Kind, msg)
 }
 
 func strictMessage(errs []error) string {

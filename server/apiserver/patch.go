@@ -105,7 +105,7 @@ func (s *Server) decodeJSON(r *Resource, data []byte, strict bool) (runtime.Obje
 	if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
 		errs := err.(interface{ Errors() []error }).Errors()
 		if strict {
-			return nil, nil, apierrors.NewBadRequest(strictMessage(errs))
+			return nil, nil, apierrors.NewBadRequest(notHandled(r, strictMessage(errs)))
 		}
 		for _, e := range errs {
 			warnings = append(warnings, e.Error())
