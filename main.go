@@ -74,7 +74,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return fmt.Errorf("unknown command %q: the commands are server, agent, check and version (see: labctl --help)", c.Args().First())
+				return fmt.Errorf("unknown command %q: the commands are server, agent, check, kubectl and version (see: labctl --help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -99,7 +99,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 			Before:       cmds.loadConfigFile,
 			Action:       cmds.check,
 			OnUsageError: usageError("check"),
-		}, {
+		}, kubectlCommand(), {
 			Name:   "version",
 			Usage:  "print labctl's version and the Kubernetes version it targets",
 			Action: cmds.version,

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -78,8 +79,10 @@ func TestUnknownCommand(t *testing.T) {
 // datastore, waits for /healthz, sends SIGTERM and expects a clean exit.
 func TestServerProcess(t *testing.T) {
 	port := freePort(t)
+	kubeconfig := filepath.Join(t.TempDir(), "admin.yaml")
 	cmd := labctl(t, "server", "-c", configFile(t, "datastore-endpoint: memory://\n"),
-		"-d", t.TempDir(), "--bind-address", "127.0.0.1", "--https-listen-port", strconv.Itoa(port))
+		"-d", t.TempDir(), "--bind-address", "127.0.0.1", "--https-listen-port", strconv.Itoa(port),
+		"--write-kubeconfig", kubeconfig)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -116,6 +119,12 @@ func TestServerProcess(t *testing.T) {
 			t.Fatalf("no answer from %s after 20s: %v\nstderr:\n%s", url, err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The built-in kubectl talks to it with the kubeconfig it wrote.
+	out, err := labctl(t, "kubectl", "--kubeconfig", kubeconfig, "get", "namespaces", "-o", "name").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "namespace/kube-system") {
+		t.Errorf("labctl kubectl get namespaces: %v\n%s", err, out)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
