@@ -29,6 +29,7 @@ import (
 
 	"labctl/datastore"
 	"labctl/server/openapi"
+	"labctl/server/strategy"
 	"labctl/server/storage"
 )
 
@@ -36,8 +37,9 @@ import (
 type Config struct {
 	// Store holds every object; required.
 	Store datastore.Interface
-	// Strategies returns the strategy for a kind; nil, or a kind it does
-	// not know, gets the generic one (metadata only).
+	// Strategies returns the strategy for a kind; nil means the built-in
+	// kinds' (server/strategy). A kind it does not know gets the generic
+	// one (metadata only).
 	Strategies func(gvk schema.GroupVersionKind) (Strategy, bool)
 	// ServiceCIDR is where service cluster IPs come from; the first
 	// address is the kubernetes service's.
@@ -77,6 +79,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Strategies == nil {
+		cfg.Strategies = func(gvk schema.GroupVersionKind) (Strategy, bool) {
+			st, ok := strategy.For(gvk)
+			return st, ok
+		}
 	}
 	s := &Server{cfg: cfg, ctx: ctx, reg: newRegistry()}
 	s.scheme, s.codecs, s.params = newScheme()

@@ -233,6 +233,13 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	c.res.strategy.Default(obj)
 	c.res.strategy.PrepareForCreate(obj)
 	c.s.prepareKind(c.res, obj)
+	if svc, ok := obj.(*corev1.Service); ok {
+		// As upstream: addresses are allocated before validation, which
+		// expects them.
+		if err := c.s.allocate(c.ctx, svc, nil); err != nil {
+			return nil, err
+		}
+	}
 	errs := validateObjectMeta(c.res, m)
 	errs = append(errs, c.res.strategy.Validate(obj)...)
 	if len(errs) > 0 {
@@ -283,15 +290,10 @@ func (c *call) create() error {
 			return err
 		}
 	}
-	m, err := c.prepareCreate(obj)
-	if err != nil {
-		return err
-	}
 	return c.s.withServiceAllocation(c.res, func() error {
-		if svc, ok := obj.(*corev1.Service); ok {
-			if err := c.s.allocate(c.ctx, svc, nil); err != nil {
-				return err
-			}
+		m, err := c.prepareCreate(obj)
+		if err != nil {
+			return err
 		}
 		if dry {
 			c.respond(http.StatusCreated, obj)
@@ -351,6 +353,11 @@ func (c *call) prepareUpdate(next, old runtime.Object) error {
 		}
 	default:
 		c.res.strategy.PrepareForUpdate(next, old)
+		if svc, ok := next.(*corev1.Service); ok {
+			if err := c.s.allocate(c.ctx, svc, old.(*corev1.Service)); err != nil {
+				return err
+			}
+		}
 		fe := validateObjectMeta(c.res, nm)
 		fe = append(fe, c.res.strategy.ValidateUpdate(next, old)...)
 		if len(fe) > 0 {
@@ -407,18 +414,7 @@ func (c *call) write(name string, dry bool, fn storage.UpdateFunc) error {
 }
 
 func (c *call) writeLocked(name string, dry bool, update storage.UpdateFunc) error {
-	fn := func(cur runtime.Object) (runtime.Object, error) {
-		out, err := update(cur)
-		if err != nil {
-			return nil, err
-		}
-		if svc, ok := out.(*corev1.Service); ok && c.info.Subresource == "" {
-			if err := c.s.allocate(c.ctx, svc, cur.(*corev1.Service)); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
+	fn := update
 	var out runtime.Object
 	var err error
 	if dry {
