@@ -29,8 +29,8 @@ import (
 
 	"labctl/datastore"
 	"labctl/server/openapi"
-	"labctl/server/strategy"
 	"labctl/server/storage"
+	"labctl/server/strategy"
 )
 
 // Config configures the API.
@@ -64,7 +64,7 @@ type Server struct {
 	alloc  allocator
 	// openapi serves /openapi/v2 and /openapi/v3 for what reg holds.
 	openapi *openapi.Service
-	mux    *http.ServeMux
+	mux     *http.ServeMux
 }
 
 // New builds the API over cfg.Store and creates the namespaces every
