@@ -305,6 +305,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	api, err := apiserver.New(apiCtx, apiserver.Config{
 		Store:       store,
 		ServiceCIDR: cfg.ServiceCIDR,
+		Authorizer:  authn.Masters{},
 		Logger:      log.With("component", "apiserver"),
 	})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"labctl/datastore"
+	"labctl/server/authn"
 	"labctl/server/openapi"
 	"labctl/server/storage"
 	"labctl/server/strategy"
@@ -44,6 +45,9 @@ type Config struct {
 	// ServiceCIDR is where service cluster IPs come from; the first
 	// address is the kubernetes service's.
 	ServiceCIDR netip.Prefix
+	// Authorizer answers the access reviews (kubectl auth can-i); nil
+	// allows everything.
+	Authorizer authn.Authorizer
 	// Version is what /version reports (gitVersion), e.g. v1.37.2.
 	Version string
 	// Logger receives request errors; nil discards them.
@@ -89,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ctx: ctx, reg: newRegistry()}
 	s.scheme, s.codecs, s.params = newScheme()
 	s.alloc.cidr = cfg.ServiceCIDR
-	for _, r := range builtin() {
+	for _, r := range append(builtin(), reviewResources()...) {
 		if err := s.Add(r); err != nil {
 			return nil, err
 		}
@@ -127,6 +131,11 @@ func (s *Server) Add(r *Resource) error {
 	listGVK := gvk.GroupVersion().WithKind(gvk.Kind + "List")
 	if _, err := s.scheme.New(gvk); err != nil {
 		return fmt.Errorf("apiserver: %s: %w", gvk, err)
+	}
+	if !r.allows("list") {
+		// A review: answered, never stored.
+		r.strategy = genericStrategy{}
+		return s.reg.add(r)
 	}
 	if _, err := s.scheme.New(listGVK); err != nil {
 		return fmt.Errorf("apiserver: %s: %w", listGVK, err)

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -377,5 +380,71 @@ func TestServiceAllocation(t *testing.T) {
 	b.Spec.Ports[0].NodePort = 0
 	if b, err = cs.CoreV1().Services("default").Update(ctx, b, metav1.UpdateOptions{}); err != nil || b.Spec.Ports[0].NodePort != 0 {
 		t.Fatalf("to ClusterIP: %v", err)
+	}
+}
+
+func TestBindingAndEviction(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["protobuf"]
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "x"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bind := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Target: corev1.ObjectReference{Kind: "Node", Name: "node1"}}
+	if err := cs.CoreV1().Pods("default").Bind(ctx, bind, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+	if got.Spec.NodeName != "node1" {
+		t.Fatalf("bound pod on %q", got.Spec.NodeName)
+	}
+	if err := cs.CoreV1().Pods("default").Bind(ctx, bind, metav1.CreateOptions{}); !apierrors.IsConflict(err) {
+		t.Fatalf("second binding: %v", err)
+	}
+	// Running, and covered by a budget that allows no disruption: 429.
+	got.Status.Phase = corev1.PodRunning
+	if _, err := cs.CoreV1().Pods("default").UpdateStatus(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "b"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}}}}
+	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default"}, DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}}
+	if err := cs.PolicyV1().Evictions("default").Evict(ctx, ev); !apierrors.IsTooManyRequests(err) {
+		t.Fatalf("eviction against the budget: %v", err)
+	}
+	// The budget allows one now.
+	b, _ := cs.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "b", metav1.GetOptions{})
+	b.Status.ObservedGeneration, b.Status.DisruptionsAllowed = b.Generation, 1
+	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.PolicyV1().Evictions("default").Evict(ctx, ev); err != nil {
+		t.Fatalf("allowed eviction: %v", err)
+	}
+	if _, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("evicted pod: %v", err)
+	}
+}
+
+func TestReviews(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["json"]
+	ctx := context.Background()
+	// No authorizer in this test server: everything is allowed.
+	sar, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "default"}},
+	}, metav1.CreateOptions{})
+	if err != nil || !sar.Status.Allowed {
+		t.Fatalf("self subject access review: %+v %v", sar, err)
+	}
+	if _, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{}, metav1.CreateOptions{}); !apierrors.IsBadRequest(err) {
+		t.Fatalf("subject access review without a subject: %v", err)
+	}
+	err = cs.AuthorizationV1().RESTClient().Get().Resource("selfsubjectaccessreviews").Do(ctx).Error()
+	if !apierrors.IsMethodNotSupported(err) {
+		t.Fatalf("listing reviews: %v", err)
 	}
 }

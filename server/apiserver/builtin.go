@@ -40,7 +40,7 @@ func builtin() []*Resource {
 		core("Node", "nodes", false, s("no"), nil, "status"),
 		core("PersistentVolumeClaim", "persistentvolumeclaims", true, s("pvc"), nil, "status"),
 		core("PersistentVolume", "persistentvolumes", false, s("pv"), nil, "status"),
-		core("Pod", "pods", true, s("po"), all, "status"),
+		core("Pod", "pods", true, s("po"), all, "status", "binding", "eviction"),
 		core("PodTemplate", "podtemplates", true, nil, nil),
 		core("ReplicationController", "replicationcontrollers", true, s("rc"), all, "status", "scale"),
 		core("ResourceQuota", "resourcequotas", true, s("quota"), nil, "status"),

@@ -103,6 +103,11 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, parts []
 			case "scale":
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
 				ar.Verbs = []string{"get", "patch", "update"}
+			case "binding":
+				ar.Kind, ar.Verbs = "Binding", []string{"create"}
+			case "eviction":
+				ar.Group, ar.Version, ar.Kind = "policy", "v1", "Eviction"
+				ar.Verbs = []string{"create"}
 			case "approval":
 				ar.Verbs = []string{"get", "patch", "update"}
 			default:

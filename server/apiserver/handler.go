@@ -111,7 +111,14 @@ func (c *call) serve() error {
 	case info.Verb == request.VerbWatch:
 		return c.watch(name)
 	case info.Verb == request.VerbCreate && name == "":
+		if review := c.s.review(res); review != nil {
+			return c.createReview(review)
+		}
 		return c.create()
+	case info.Verb == request.VerbCreate && info.Subresource == "binding":
+		return c.bind(name)
+	case info.Verb == request.VerbCreate && info.Subresource == "eviction":
+		return c.evict(name)
 	case info.Verb == request.VerbUpdate && name != "":
 		return c.update(name)
 	case info.Verb == request.VerbPatch && name != "":
