@@ -448,3 +448,51 @@ func TestReviews(t *testing.T) {
 		t.Fatalf("listing reviews: %v", err)
 	}
 }
+
+func TestPropagationPolicies(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["json"]
+	ctx := context.Background()
+	owner, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "owner", UID: owner.UID}
+	dep := func(name string) {
+		if _, err := cs.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, OwnerReferences: []metav1.OwnerReference{ref}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(get func() error) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err := get(); apierrors.IsNotFound(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("still there")
+			}
+		}
+	}
+	ownerGone := func() error { _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "owner", metav1.GetOptions{}); return err }
+
+	dep("orphaned")
+	orphan := metav1.DeletePropagationOrphan
+	if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "owner", metav1.DeleteOptions{PropagationPolicy: &orphan}); err != nil {
+		t.Fatal(err)
+	}
+	gone(ownerGone)
+	s, err := cs.CoreV1().Secrets("default").Get(ctx, "orphaned", metav1.GetOptions{})
+	if err != nil || len(s.OwnerReferences) != 0 {
+		t.Fatalf("orphaned dependent: %v %v", s.OwnerReferences, err)
+	}
+
+	owner, _ = cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner"}}, metav1.CreateOptions{})
+	ref.UID = owner.UID
+	dep("foreground")
+	fg := metav1.DeletePropagationForeground
+	if err := cs.CoreV1().ConfigMaps("default").Delete(ctx, "owner", metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatal(err)
+	}
+	gone(ownerGone)
+	gone(func() error { _, err := cs.CoreV1().Secrets("default").Get(ctx, "foreground", metav1.GetOptions{}); return err })
+}

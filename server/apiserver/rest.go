@@ -599,6 +599,9 @@ func (c *call) deleteOne(name string, opts metav1.DeleteOptions, dry bool) (runt
 	if c.res.GVK.Kind == "Namespace" {
 		c.s.namespaceTerminating(name)
 	}
+	if policy != metav1.DeletePropagationBackground {
+		c.s.propagate(c.res, c.info.Namespace, name)
+	}
 	return out, http.StatusAccepted, nil
 }
 
