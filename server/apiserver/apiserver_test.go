@@ -473,7 +473,10 @@ func TestPropagationPolicies(t *testing.T) {
 			}
 		}
 	}
-	ownerGone := func() error { _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "owner", metav1.GetOptions{}); return err }
+	ownerGone := func() error {
+		_, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "owner", metav1.GetOptions{})
+		return err
+	}
 
 	dep("orphaned")
 	orphan := metav1.DeletePropagationOrphan
@@ -494,5 +497,8 @@ func TestPropagationPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone(ownerGone)
-	gone(func() error { _, err := cs.CoreV1().Secrets("default").Get(ctx, "foreground", metav1.GetOptions{}); return err })
+	gone(func() error {
+		_, err := cs.CoreV1().Secrets("default").Get(ctx, "foreground", metav1.GetOptions{})
+		return err
+	})
 }
