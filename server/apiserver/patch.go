@@ -19,14 +19,7 @@ import (
 // stores the result as an update.
 func (c *call) patch(name string) error {
 	var opts metav1.PatchOptions
-	if err := c.decodeQuery(c.r.URL.Query(), &opts); err != nil {
-		return err
-	}
-	dry, err := c.dryRun(opts.DryRun)
-	if err != nil {
-		return err
-	}
-	strict, warn, err := c.strictFields(opts.FieldValidation)
+	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation)
 	if err != nil {
 		return err
 	}

@@ -261,16 +261,22 @@ func generateName(base string) string {
 	return string(b)
 }
 
+// writeParams reads a write's query into opts (Create, Update or
+// PatchOptions) and interprets its dryRun and fieldValidation.
+func (c *call) writeParams(opts runtime.Object, dryRun *[]string, fieldValidation *string) (dry, strict, warn bool, err error) {
+	if err = c.decodeQuery(c.r.URL.Query(), opts); err != nil {
+		return
+	}
+	if dry, err = c.dryRun(*dryRun); err != nil {
+		return
+	}
+	strict, warn, err = c.strictFields(*fieldValidation)
+	return
+}
+
 func (c *call) create() error {
 	var opts metav1.CreateOptions
-	if err := c.decodeQuery(c.r.URL.Query(), &opts); err != nil {
-		return err
-	}
-	dry, err := c.dryRun(opts.DryRun)
-	if err != nil {
-		return err
-	}
-	strict, warn, err := c.strictFields(opts.FieldValidation)
+	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation)
 	if err != nil {
 		return err
 	}
@@ -369,14 +375,7 @@ func (c *call) prepareUpdate(next, old runtime.Object) error {
 
 func (c *call) update(name string) error {
 	var opts metav1.UpdateOptions
-	if err := c.decodeQuery(c.r.URL.Query(), &opts); err != nil {
-		return err
-	}
-	dry, err := c.dryRun(opts.DryRun)
-	if err != nil {
-		return err
-	}
-	strict, warn, err := c.strictFields(opts.FieldValidation)
+	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation)
 	if err != nil {
 		return err
 	}
