@@ -149,9 +149,16 @@ func (s *Server) decodeBody(req *http.Request, res *Resource, data []byte, stric
 	if info.StrictSerializer != nil {
 		dec = info.StrictSerializer
 	}
-	into := res.newObj()
+	return decodeAs(dec, res, data, strict)
+}
+
+// decodeAs decodes data into a new object of res's kind with dec, a
+// strict decoder where the format has one: unknown and duplicate fields
+// are an error when strict, warnings otherwise. The data's apiVersion and
+// kind, when given, must be res's.
+func decodeAs(dec runtime.Decoder, res *Resource, data []byte, strict bool) (runtime.Object, []string, error) {
 	gvk := res.GVK
-	obj, got, err := dec.Decode(data, &gvk, into)
+	obj, got, err := dec.Decode(data, &gvk, res.newObj())
 	var warnings []string
 	if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
 		errs := err.(interface{ Errors() []error }).Errors()

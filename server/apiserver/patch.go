@@ -92,26 +92,7 @@ func applyPatch(pt types.PatchType, doc, patch []byte, schema runtime.Object) ([
 // decodeJSON decodes a patched document of r's kind.
 func (s *Server) decodeJSON(r *Resource, data []byte, strict bool) (runtime.Object, []string, error) {
 	info, _ := runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), runtime.ContentTypeJSON)
-	gvk := r.GVK
-	obj, got, err := info.StrictSerializer.Decode(data, &gvk, r.newObj())
-	var warnings []string
-	if err != nil && runtime.IsStrictDecodingError(err) && obj != nil {
-		errs := err.(interface{ Errors() []error }).Errors()
-		if strict {
-			return nil, nil, apierrors.NewBadRequest(notHandled(r, strictMessage(errs)))
-		}
-		for _, e := range errs {
-			warnings = append(warnings, e.Error())
-		}
-		err = nil
-	}
-	if err != nil {
-		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object could not be decoded: %v", err))
-	}
-	if got != nil && *got != gvk {
-		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the patch changes the kind or version to %s", got))
-	}
-	return obj, warnings, nil
+	return decodeAs(info.StrictSerializer, r, data, strict)
 }
 
 func unsupportedPatch(ct string) error {
