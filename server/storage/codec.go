@@ -11,7 +11,9 @@ import (
 // keeps them in etcd: smaller and faster to decode than JSON. Objects
 // decode back into the type they are given.
 func ProtobufCodec(scheme *runtime.Scheme, gv schema.GroupVersion) runtime.Codec {
-	codecs := serializer.NewCodecFactory(scheme)
-	enc := codecs.EncoderForVersion(protobuf.NewSerializer(scheme, scheme), gv)
-	return runtime.NewCodec(enc, codecs.UniversalDeserializer())
+	pb := protobuf.NewSerializer(scheme, scheme)
+	enc := serializer.NewCodecFactory(scheme).EncoderForVersion(pb, gv)
+	// Decoding straight with the protobuf serializer skips the format
+	// sniffing a universal decoder does for every object of a list.
+	return runtime.NewCodec(enc, pb)
 }
