@@ -98,6 +98,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	for _, v := range servedVersions() {
+		hub, ok := s.reg.get(v.hub)
+		if !ok {
+			return nil, fmt.Errorf("apiserver: %s is served as %s, which is not", v.res.GVK, v.hub)
+		}
+		v.res.hub, v.res.conv = hub, &v.conv
+		if err := s.Add(v.res); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/api", s.serveCoreGroups)
@@ -143,6 +153,11 @@ func (s *Server) Add(r *Resource) error {
 	r.newList = func() runtime.Object {
 		obj, _ := s.scheme.New(listGVK)
 		return obj
+	}
+	if r.hub != nil {
+		// Stored as the hub: its storage, its strategy.
+		r.store, r.strategy = r.hub.store, r.hub.strategy
+		return s.reg.add(r)
 	}
 	r.strategy = genericStrategy{}
 	if s.cfg.Strategies != nil {

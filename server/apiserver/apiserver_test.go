@@ -11,6 +11,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -501,4 +503,47 @@ func TestPropagationPolicies(t *testing.T) {
 		_, err := cs.CoreV1().Secrets("default").Get(ctx, "foreground", metav1.GetOptions{})
 		return err
 	})
+}
+
+func TestHPAServedAsV1AndV2(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["protobuf"]
+	ctx := context.Background()
+	v1 := &autoscalingv1.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef:                 autoscalingv1.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MinReplicas:                    ptr.To[int32](1),
+			MaxReplicas:                    3,
+			TargetCPUUtilizationPercentage: ptr.To[int32](80),
+		},
+	}
+	if _, err := cs.AutoscalingV1().HorizontalPodAutoscalers("default").Create(ctx, v1, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := cs.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || len(v2.Spec.Metrics) != 1 || *v2.Spec.Metrics[0].Resource.Target.AverageUtilization != 80 {
+		t.Fatalf("the v1 HPA seen as v2: %+v %v", v2.Spec, err)
+	}
+	// A second metric added through v2 survives an update through v1.
+	v2.Spec.Metrics = append(v2.Spec.Metrics, autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+		Name: corev1.ResourceMemory, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](70)}}})
+	if _, err := cs.AutoscalingV2().HorizontalPodAutoscalers("default").Update(ctx, v2, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.AutoscalingV1().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || *got.Spec.TargetCPUUtilizationPercentage != 80 {
+		t.Fatalf("v1 view: %+v %v", got, err)
+	}
+	got.Spec.MaxReplicas = 5
+	if _, err := cs.AutoscalingV1().HorizontalPodAutoscalers("default").Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ = cs.AutoscalingV2().HorizontalPodAutoscalers("default").Get(ctx, "web", metav1.GetOptions{})
+	if v2.Spec.MaxReplicas != 5 || len(v2.Spec.Metrics) != 2 || len(v2.Annotations) != 0 {
+		t.Fatalf("after the v1 update: %+v %v", v2.Spec, v2.Annotations)
+	}
+	list, err := cs.AutoscalingV1().HorizontalPodAutoscalers("").List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 || list.Items[0].Spec.MaxReplicas != 5 {
+		t.Fatalf("v1 list: %v", err)
+	}
 }

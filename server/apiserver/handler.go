@@ -140,6 +140,11 @@ func (c *call) writeWarnings() {
 // respond writes obj (an object or a list of the resource's kind, or a
 // Status) in the negotiated format, as a Table when asked for one.
 func (c *call) respond(code int, obj runtime.Object) {
+	obj, err := c.out(obj)
+	if err != nil {
+		c.s.writeError(c.w, c.r, err)
+		return
+	}
 	c.writeWarnings()
 	gv := c.res.GVK.GroupVersion()
 	if c.acc.as == "Table" {
@@ -187,7 +192,7 @@ func (c *call) selectors(lsel, fsel string) (labels.Selector, fields.Selector, e
 	if err != nil {
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
 	}
-	supported := c.res.strategy.Fields(c.res.newObj())
+	supported := c.res.strategy.Fields(c.res.newStored())
 	for _, req := range f.Requirements() {
 		if _, ok := supported[req.Field]; !ok {
 			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))

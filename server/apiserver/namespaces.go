@@ -124,7 +124,7 @@ func (s *Server) namespaceTerminating(name string) {
 func (s *Server) emptyNamespace(ctx context.Context, ns string) (int, error) {
 	left := 0
 	for _, r := range s.reg.all() {
-		if !r.Namespaced || r.store == nil {
+		if !r.Namespaced || r.store == nil || r.hub != nil {
 			continue
 		}
 		list, err := r.store.List(ctx, storage.ListOptions{Namespace: ns})

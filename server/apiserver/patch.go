@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"mime"
+	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,7 +46,11 @@ func (c *call) patch(name string) error {
 	jsonInfo, _ := runtime.SerializerInfoForMediaType(c.s.codecs.SupportedMediaTypes(), runtime.ContentTypeJSON)
 	jsonEnc := c.s.codecs.EncoderForVersion(jsonInfo.Serializer, c.res.GVK.GroupVersion())
 	return c.write(name, dry, func(cur runtime.Object) (runtime.Object, error) {
-		curJSON, err := runtime.Encode(jsonEnc, cur)
+		served, err := c.out(cur)
+		if err != nil {
+			return nil, err
+		}
+		curJSON, err := runtime.Encode(jsonEnc, served)
 		if err != nil {
 			return nil, err
 		}
@@ -60,6 +65,9 @@ func (c *call) patch(name string) error {
 		if warn {
 			c.warnings = append(c.warnings[:0], warnings...)
 		}
+		if next, err = c.in(next); err != nil {
+			return nil, err
+		}
 		if err := c.prepareUpdate(next, cur); err != nil {
 			return nil, err
 		}
@@ -67,21 +75,26 @@ func (c *call) patch(name string) error {
 	})
 }
 
-// applyPatch returns doc with patch applied; schema is an object of the
+// applyPatch returns doc with patch applied; kind is an object of the
 // kind, whose struct tags tell strategic merge how lists merge.
-func applyPatch(pt types.PatchType, doc, patch []byte, schema runtime.Object) ([]byte, error) {
+func applyPatch(pt types.PatchType, doc, patch []byte, kind runtime.Object) ([]byte, error) {
 	var out []byte
 	var err error
 	switch pt {
 	case types.JSONPatchType:
-		var p jsonpatch.Patch
-		if p, err = jsonpatch.DecodePatch(patch); err == nil {
-			out, err = p.Apply(doc)
+		p, derr := jsonpatch.DecodePatch(patch)
+		if derr != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be decoded: %v", derr))
+		}
+		if out, err = p.Apply(doc); err != nil {
+			// A well-formed patch that does not apply (a failed test, a
+			// missing path) is unprocessable, as upstream answers it.
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 		}
 	case types.MergePatchType:
 		out, err = jsonpatch.MergePatch(doc, patch)
 	case types.StrategicMergePatchType:
-		out, err = strategicpatch.StrategicMergePatch(doc, patch, schema)
+		out, err = strategicpatch.StrategicMergePatch(doc, patch, kind)
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))

@@ -62,7 +62,7 @@ func (s *Server) propagateOnce(ctx context.Context, r *Resource, namespace, name
 	}
 	left := 0
 	for _, dr := range s.reg.all() {
-		if dr.store == nil || (!dr.Namespaced && namespace != "") {
+		if dr.store == nil || dr.hub != nil || (!dr.Namespaced && namespace != "") {
 			continue // a namespaced owner owns nothing cluster-scoped
 		}
 		// ...and only in its own namespace; a cluster-scoped owner anywhere.

@@ -42,6 +42,11 @@ type Resource struct {
 	// Verbs overrides the default verbs (all of them).
 	Verbs []string
 
+	// hub and conv: a resource served in this version but stored as the
+	// hub's (see convert.go); nil for most.
+	hub  *Resource
+	conv *conversion
+
 	// Filled by the registry.
 	store    *storage.Store
 	strategy Strategy
@@ -60,6 +65,15 @@ func (r *Resource) GroupResource() schema.GroupResource {
 }
 
 var defaultVerbs = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+
+// newStored returns an empty object of the type stored: the hub's when the
+// resource has one.
+func (r *Resource) newStored() runtime.Object {
+	if r.hub != nil {
+		return r.hub.newObj()
+	}
+	return r.newObj()
+}
 
 func (r *Resource) verbs() []string {
 	if r.Verbs != nil {

@@ -177,6 +177,13 @@ func (c *call) stream(ctx context.Context, w watch.Interface) error {
 			return nil
 		}
 		obj, enc := ev.Object, objEnc
+		if ev.Type != watch.Error {
+			var err error
+			if obj, err = c.out(obj); err != nil {
+				c.s.cfg.Logger.Error("convert watch event", "err", err)
+				return nil
+			}
+		}
 		switch {
 		case ev.Type == watch.Error:
 			enc = statusEnc
@@ -291,6 +298,9 @@ func (c *call) create() error {
 	if warn {
 		c.warnings = append(c.warnings, warnings...)
 	}
+	if obj, err = c.in(obj); err != nil {
+		return err
+	}
 	if c.res.Namespaced {
 		if err := c.s.checkNamespace(c.ctx, c.info.Namespace); err != nil {
 			return err
@@ -302,6 +312,12 @@ func (c *call) create() error {
 			return err
 		}
 		if dry {
+			// As a real create would: refuse a name that is taken.
+			if _, err := c.res.store.Get(c.ctx, m.GetNamespace(), m.GetName(), ""); err == nil {
+				return apierrors.NewAlreadyExists(c.res.GroupResource(), m.GetName())
+			} else if !apierrors.IsNotFound(err) {
+				return err
+			}
 			c.respond(http.StatusCreated, obj)
 			return nil
 		}
@@ -387,6 +403,9 @@ func (c *call) update(name string) error {
 		return c.updateScale(name, data, dry)
 	}
 	sent, warnings, err := c.s.decodeBody(c.r, c.res, data, strict)
+	if err == nil {
+		sent, err = c.in(sent)
+	}
 	if err != nil {
 		return err
 	}

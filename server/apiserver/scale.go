@@ -88,12 +88,13 @@ func (c *call) setReplicas(name string, dry bool, want func(cur *autoscalingv1.S
 		if err := unstructured.SetNestedField(u, int64(next.Spec.Replicas), "spec", "replicas"); err != nil {
 			return nil, err
 		}
-		out := c.res.newObj()
+		out := c.res.newStored()
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u, out); err != nil {
 			return nil, err
 		}
-		m, _ := meta.Accessor(out)
-		m.SetResourceVersion(next.ResourceVersion)
+		if next.ResourceVersion != "" && next.ResourceVersion != sc.ResourceVersion {
+			return nil, apierrors.NewConflict(c.res.GroupResource(), name, fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		}
 		saved := c.info.Subresource
 		c.info.Subresource = ""
 		defer func() { c.info.Subresource = saved }()
