@@ -14,6 +14,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -545,5 +546,27 @@ func TestHPAServedAsV1AndV2(t *testing.T) {
 	list, err := cs.AutoscalingV1().HorizontalPodAutoscalers("").List(ctx, metav1.ListOptions{})
 	if err != nil || len(list.Items) != 1 || list.Items[0].Spec.MaxReplicas != 5 {
 		t.Fatalf("v1 list: %v", err)
+	}
+}
+
+func TestEventsServedInBothGroups(t *testing.T) {
+	cs := clients(t, start(t, memStore(t)))["json"]
+	ctx := context.Background()
+	now := metav1.NewMicroTime(time.Now())
+	_, err := cs.EventsV1().Events("default").Create(ctx, &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "e1"}, EventTime: now, ReportingController: "labctl/test", ReportingInstance: "t1",
+		Action: "Testing", Reason: "Tested", Note: "it works", Type: corev1.EventTypeNormal,
+		Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "p"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := cs.CoreV1().Events("default").Get(ctx, "e1", metav1.GetOptions{})
+	if err != nil || core.Message != "it works" || core.InvolvedObject.Name != "p" || core.ReportingController != "labctl/test" {
+		t.Fatalf("the events.k8s.io Event as core/v1: %+v %v", core, err)
+	}
+	list, err := cs.EventsV1().Events("").List(ctx, metav1.ListOptions{})
+	if err != nil || len(list.Items) != 1 || list.Items[0].Note != "it works" {
+		t.Fatalf("events.k8s.io list: %v", err)
 	}
 }

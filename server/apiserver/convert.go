@@ -8,6 +8,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -41,7 +42,68 @@ func servedVersions() []struct {
 		res: &Resource{GVK: autoscalingv1.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"), Plural: "horizontalpodautoscalers",
 			Namespaced: true, ShortNames: []string{"hpa"}, Categories: []string{"all"}, Subresources: []string{"status"}},
 		conv: conversion{toHub: hpaToV2, fromHub: hpaToV1},
+	}, {
+		hub: corev1.SchemeGroupVersion.WithResource("events"),
+		res: &Resource{GVK: eventsv1.SchemeGroupVersion.WithKind("Event"), Plural: "events", Namespaced: true, ShortNames: []string{"ev"}},
+		conv: conversion{toHub: eventToCore, fromHub: eventToEventsV1},
 	}}
+}
+
+// Events are kept as core/v1 Events and served as events.k8s.io/v1 too,
+// field for field as upstream converts them.
+
+func eventToEventsV1(obj runtime.Object) (runtime.Object, error) {
+	in, ok := obj.(*corev1.Event)
+	if !ok {
+		return nil, fmt.Errorf("convert %T to an events.k8s.io/v1 Event", obj)
+	}
+	out := &eventsv1.Event{
+		ObjectMeta:               *in.ObjectMeta.DeepCopy(),
+		EventTime:                in.EventTime,
+		ReportingController:      in.ReportingController,
+		ReportingInstance:        in.ReportingInstance,
+		Action:                   in.Action,
+		Reason:                   in.Reason,
+		Regarding:                in.InvolvedObject,
+		Related:                  in.Related,
+		Note:                     in.Message,
+		Type:                     in.Type,
+		DeprecatedSource:         in.Source,
+		DeprecatedFirstTimestamp: in.FirstTimestamp,
+		DeprecatedLastTimestamp:  in.LastTimestamp,
+		DeprecatedCount:          in.Count,
+	}
+	if in.Series != nil {
+		out.Series = &eventsv1.EventSeries{Count: in.Series.Count, LastObservedTime: in.Series.LastObservedTime}
+	}
+	return out, nil
+}
+
+func eventToCore(obj runtime.Object) (runtime.Object, error) {
+	in, ok := obj.(*eventsv1.Event)
+	if !ok {
+		return nil, fmt.Errorf("convert %T to a core/v1 Event", obj)
+	}
+	out := &corev1.Event{
+		ObjectMeta:          *in.ObjectMeta.DeepCopy(),
+		InvolvedObject:      in.Regarding,
+		Reason:              in.Reason,
+		Message:             in.Note,
+		Source:              in.DeprecatedSource,
+		FirstTimestamp:      in.DeprecatedFirstTimestamp,
+		LastTimestamp:       in.DeprecatedLastTimestamp,
+		Count:               in.DeprecatedCount,
+		Type:                in.Type,
+		EventTime:           in.EventTime,
+		Action:              in.Action,
+		Related:             in.Related,
+		ReportingController: in.ReportingController,
+		ReportingInstance:   in.ReportingInstance,
+	}
+	if in.Series != nil {
+		out.Series = &corev1.EventSeries{Count: in.Series.Count, LastObservedTime: in.Series.LastObservedTime}
+	}
+	return out, nil
 }
 
 // in converts a decoded object of the served version to the hub's.
