@@ -43,8 +43,8 @@ func servedVersions() []struct {
 			Namespaced: true, ShortNames: []string{"hpa"}, Categories: []string{"all"}, Subresources: []string{"status"}},
 		conv: conversion{toHub: hpaToV2, fromHub: hpaToV1},
 	}, {
-		hub: corev1.SchemeGroupVersion.WithResource("events"),
-		res: &Resource{GVK: eventsv1.SchemeGroupVersion.WithKind("Event"), Plural: "events", Namespaced: true, ShortNames: []string{"ev"}},
+		hub:  corev1.SchemeGroupVersion.WithResource("events"),
+		res:  &Resource{GVK: eventsv1.SchemeGroupVersion.WithKind("Event"), Plural: "events", Namespaced: true, ShortNames: []string{"ev"}},
 		conv: conversion{toHub: eventToCore, fromHub: eventToEventsV1},
 	}}
 }
