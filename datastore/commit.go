@@ -152,10 +152,11 @@ func (s *store) compact(req *writeReq) {
 
 func (s *store) commit(batch []*writeReq) {
 	var events []*Event
+	var liveDelta int64
 	rev := s.rev
 	now := time.Now()
 	err := s.eng.update(func(tx writeTx) error {
-		rev, events = s.rev, events[:0]
+		rev, events, liveDelta = s.rev, events[:0], 0
 		for _, req := range batch {
 			for _, o := range req.ops {
 				ev, err := apply(tx, o, rev+1, now)
@@ -165,6 +166,12 @@ func (s *store) commit(batch []*writeReq) {
 				if ev != nil {
 					rev++
 					events = append(events, ev)
+					switch ev.Type {
+					case EventCreate:
+						liveDelta++
+					case EventDelete:
+						liveDelta--
+					}
 				}
 			}
 		}
@@ -183,7 +190,8 @@ func (s *store) commit(batch []*writeReq) {
 		return
 	}
 	s.rev = rev
-	if cap := s.cfg.MaxHistory; s.rev-s.compactRev > cap+cap/4 {
+	s.live.Add(liveDelta)
+	if cap := s.historyCap(); s.rev-s.compactRev > cap+cap/4 {
 		select {
 		case s.compactCh <- struct{}{}:
 		default:
@@ -352,6 +360,14 @@ func (s *store) Compact(ctx context.Context, rev int64) error {
 	return nil
 }
 
+// historyCap is how many revisions of history are kept under churn.
+func (s *store) historyCap() int64 {
+	if s.cfg.MaxHistory > 0 {
+		return s.cfg.MaxHistory
+	}
+	return max(HistoryFloor, s.live.Load()/HistoryShare)
+}
+
 // compactLoop compacts every CompactInterval, and at once when the
 // committer finds the history a quarter over its cap.
 func (s *store) compactLoop(ctx context.Context) {
@@ -400,7 +416,7 @@ func (s *store) compactOld(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	target = max(target, cur-s.cfg.MaxHistory)
+	target = max(target, cur-s.historyCap())
 	if pinned := s.oldestPin(); pinned != 0 {
 		target = min(target, pinned)
 	}

@@ -14,8 +14,11 @@ const (
 	DefaultCompactInterval = 30 * time.Second
 	DefaultMaxValueSize    = 3 << 20 // 3 MiB, a little above etcd's 1.5 MiB request limit
 	DefaultWatchQueue      = 4096
-	DefaultMaxHistory      = 1000
-	DefaultOpenTimeout     = 5 * time.Second
+	// HistoryFloor and HistoryShare set the default cap on history under
+	// churn: a fifth of the live keys' count in revisions, and at least 200.
+	HistoryFloor       = 200
+	HistoryShare       = 5
+	DefaultOpenTimeout = 5 * time.Second
 	// MaxKeySize bounds keys; bbolt's own limit is 32 KiB.
 	MaxKeySize = 8 << 10
 	// DBFileName is the bbolt file inside Config.Dir.
@@ -37,8 +40,10 @@ type Config struct {
 	// dropped (default 30 s). Negative disables background compaction.
 	CompactInterval time.Duration
 	// MaxHistory caps the history under heavy churn: at most this many
-	// revisions are kept, whatever Retention says (default 1000, as kine
-	// keeps for k3s). It bounds the file under any write rate.
+	// revisions are kept, whatever Retention says. The default (0) keeps
+	// the larger of HistoryFloor and a HistoryShare-th of the live keys'
+	// count, which bounds the file to a small multiple of the live data
+	// under any write rate.
 	MaxHistory int64
 	// MaxValueSize refuses larger values with ErrValueTooLarge (default 3 MiB).
 	MaxValueSize int
@@ -66,9 +71,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = DefaultCompactInterval
-	}
-	if c.MaxHistory == 0 {
-		c.MaxHistory = DefaultMaxHistory
 	}
 	if c.MaxValueSize == 0 {
 		c.MaxValueSize = DefaultMaxValueSize

@@ -56,8 +56,10 @@
 // # Compaction
 //
 // Every Config.CompactInterval the history older than Config.Retention
-// (5 minutes) is dropped, and at once whenever more than Config.MaxHistory
-// revisions (1000) are kept, so heavy churn cannot grow the file. The one
+// (5 minutes) is dropped, and at once whenever more revisions are kept than
+// a fifth of the live keys (at least 200; Config.MaxHistory sets a fixed
+// cap), so heavy churn cannot grow the file past a small multiple of the
+// live data. The one
 // exception: the revision of a paginated List with pages still to read is
 // kept for a minute after each page, so its next page can be read.
 // Compaction: for each change in the log up to the target, the

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type store struct {
 	rev, compactRev int64
 
 	compactCh chan struct{} // capacity 1: the committer asks for a compaction now
+	live      atomic.Int64  // live keys at the latest revision, for historyCap
 
 	pinMu sync.Mutex
 	pins  map[int64]time.Time // revisions a paginated List still reads, until when
@@ -91,6 +93,14 @@ func newStore(eng engine, cfg Config) (*store, error) {
 		s.rev, s.compactRev, err = readRevisions(tx)
 		return err
 	})
+	if err == nil {
+		err = eng.view(func(tx readTx) error {
+			var n int64
+			err := scan(tx, "", "", s.rev, func(string, record, int64) bool { n++; return true })
+			s.live.Store(n)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
