@@ -36,7 +36,7 @@ import (
 
 // start serves the API over ds on a test HTTP server (authentication is
 // server.Run's business, not this package's) and returns a client config.
-func start(t *testing.T, ds datastore.Interface) *rest.Config {
+func start(t testing.TB, ds datastore.Interface) *rest.Config {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
@@ -61,7 +61,7 @@ func memStore(t *testing.T) datastore.Interface {
 	return ds
 }
 
-func clients(t *testing.T, cfg *rest.Config) map[string]kubernetes.Interface {
+func clients(t testing.TB, cfg *rest.Config) map[string]kubernetes.Interface {
 	out := map[string]kubernetes.Interface{}
 	for name, ct := range map[string]string{"json": "application/json", "protobuf": "application/vnd.kubernetes.protobuf"} {
 		c := rest.CopyConfig(cfg)
