@@ -16,9 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
 	"labctl/datastore"
 	"labctl/server/apiserver"
 	"labctl/server/authn"
+	"labctl/server/controllers"
 	"labctl/server/pki"
 )
 
@@ -301,11 +305,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("set up the certificates in %q: %w", tlsDir, err)
 	}
+	// Until RBAC: the admins, and labctl's own components.
+	authorizer := authn.AuthorizerUnion{authn.Masters{}, authn.Users{pki.ControllerManagerUser, pki.SchedulerUser}}
 	apiCtx, stopAPI := context.WithCancel(ctx)
 	api, err := apiserver.New(apiCtx, apiserver.Config{
 		Store:       store,
 		ServiceCIDR: cfg.ServiceCIDR,
-		Authorizer:  authn.Masters{},
+		Authorizer:  authorizer,
 		Logger:      log.With("component", "apiserver"),
 	})
 	if err != nil {
@@ -322,7 +328,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	handler, err := authn.NewHandler(authn.Config{
 		// Bearer tokens (service accounts) join the union in a later issue.
 		Authenticator: authn.Union{authn.X509{}},
-		Authorizer:    authn.Masters{},
+		Authorizer:    authorizer,
 		Logger:        log.With("component", "authn"),
 	}, newHandler(store, api, log))
 	if err != nil {
@@ -379,6 +385,35 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	log.Info("server ready", "address", ln.Addr().String(),
 		"took", time.Since(start).Round(time.Millisecond))
+
+	// client-go's own logs (leader election, informers) join ours.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	// The controllers reach the API over loopback as the controller manager.
+	ctrlCtx, stopControllers := context.WithCancel(ctx)
+	ctrlDone := make(chan struct{})
+	go func() {
+		defer close(ctrlDone)
+		err := controllers.Run(ctrlCtx, controllers.Config{
+			REST: &rest.Config{
+				Host: pki.LocalServerURL(cfg.BindAddress, port),
+				TLSClientConfig: rest.TLSClientConfig{
+					CAData:   certs.CA.CertPEM,
+					CertData: certs.ControllerManager.CertPEM,
+					KeyData:  certs.ControllerManager.KeyPEM,
+				},
+			},
+			Identity: cfg.NodeName,
+			RootCA:   certs.CA.CertPEM,
+			Logger:   log.With("component", "controllers"),
+		})
+		if err != nil {
+			log.Error("controllers stopped", "err", err)
+		}
+	}()
+	defer func() {
+		stopControllers()
+		<-ctrlDone
+	}()
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr())
 	}

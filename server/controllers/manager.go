@@ -1,0 +1,115 @@
+// Package controllers holds labctl's controllers: the loops that keep the
+// cluster's objects as they should be (the course's
+// kube-controller-manager). They run inside the server process but talk
+// to the API only as a client does, through client-go over the loopback
+// address with the controller manager's own certificate, with informers
+// and the typed client, so they see and cause exactly what any client
+// would: resourceVersion conflicts, watches, events.
+//
+// Manager runs them all while it holds the kube-controller-manager Lease
+// in kube-system, so that two servers on one store never both act.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Config configures the controllers.
+type Config struct {
+	// REST reaches the API server as the controller manager; required.
+	REST *rest.Config
+	// Identity names this server in the Lease; a stable one (the node
+	// name) lets a restarted server take the Lease back at once.
+	Identity string
+	// RootCA is the cluster CA certificate (PEM) published in every
+	// namespace as the kube-root-ca.crt ConfigMap; empty skips it.
+	RootCA []byte
+	// Logger receives the controllers' logs; nil discards them.
+	Logger *slog.Logger
+	// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease
+	// (defaults 15 s, 10 s, 2 s, as kube-controller-manager's).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+}
+
+// controller is one loop: it registers its event handlers on the
+// informers, then runs until ctx ends.
+type controller interface {
+	name() string
+	run(ctx context.Context)
+}
+
+// Run runs the controllers while this server holds the Lease, until ctx
+// ends.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.REST == nil {
+		return fmt.Errorf("controllers: no REST config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LeaseDuration == 0 {
+		cfg.LeaseDuration, cfg.RenewDeadline, cfg.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	}
+	rc := rest.CopyConfig(cfg.REST)
+	rc.UserAgent = "labctl-controller-manager"
+	rc.QPS, rc.Burst = 100, 200
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1ObjectMeta("kube-system", "kube-controller-manager"),
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+	}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   cfg.LeaseDuration,
+		RenewDeadline:   cfg.RenewDeadline,
+		RetryPeriod:     cfg.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            "kube-controller-manager",
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) { runAll(ctx, cs, cfg) },
+			OnStoppedLeading: func() { cfg.Logger.Info("controllers stopped: the lease is lost or released") },
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
+	le.Run(ctx)
+	return nil
+}
+
+// runAll starts the informers and every controller, and waits for them.
+func runAll(ctx context.Context, cs kubernetes.Interface, cfg Config) {
+	cfg.Logger.Info("controllers starting", "identity", cfg.Identity)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	ctrls := []controller{
+		newServiceAccounts(cs, f, cfg.Logger),
+	}
+	if len(cfg.RootCA) > 0 {
+		ctrls = append(ctrls, newRootCA(cs, f, cfg.RootCA, cfg.Logger))
+	}
+	f.Start(ctx.Done())
+	var wg sync.WaitGroup
+	for _, c := range ctrls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.run(ctx)
+		}()
+	}
+	wg.Wait()
+	f.Shutdown()
+}

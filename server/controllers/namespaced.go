@@ -1,0 +1,112 @@
+package controllers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+func metav1ObjectMeta(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
+
+// perNamespace is the shape of the controllers that keep one object in
+// every active namespace (the default ServiceAccount, the root CA
+// ConfigMap): a queue of namespace names, filled when a namespace appears
+// and when the kept object changes or goes, and drained by sync.
+type perNamespace struct {
+	ctrlName   string
+	log        *slog.Logger
+	namespaces cache.SharedIndexInformer
+	queue      workqueue.TypedRateLimitingInterface[string]
+	synced     []cache.InformerSynced
+	sync       func(ctx context.Context, ns *corev1.Namespace) error
+}
+
+func newPerNamespace(name string, f informers.SharedInformerFactory, log *slog.Logger) *perNamespace {
+	p := &perNamespace{
+		ctrlName:   name,
+		log:        log.With("controller", name),
+		namespaces: f.Core().V1().Namespaces().Informer(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
+	}
+	p.namespaces.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.enqueueNamespace(obj) },
+		UpdateFunc: func(_, obj any) { p.enqueueNamespace(obj) },
+	})
+	p.synced = append(p.synced, p.namespaces.HasSynced)
+	return p
+}
+
+func (p *perNamespace) enqueueNamespace(obj any) {
+	if ns, ok := obj.(*corev1.Namespace); ok && ns.Status.Phase != corev1.NamespaceTerminating {
+		p.queue.Add(ns.Name)
+	}
+}
+
+// watchKept enqueues the namespace of a kept object named name when it
+// changes or is deleted.
+func (p *perNamespace) watchKept(inf cache.SharedIndexInformer, name string) {
+	enqueue := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if m, ok := obj.(metav1.Object); ok && m.GetName() == name {
+			p.queue.Add(m.GetNamespace())
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	})
+	p.synced = append(p.synced, inf.HasSynced)
+}
+
+func (p *perNamespace) name() string { return p.ctrlName }
+
+func (p *perNamespace) run(ctx context.Context) {
+	defer p.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		p.queue.ShutDown()
+	}()
+	for {
+		key, quit := p.queue.Get()
+		if quit {
+			return
+		}
+		p.process(ctx, key)
+	}
+}
+
+func (p *perNamespace) process(ctx context.Context, key string) {
+	defer p.queue.Done(key)
+	obj, exists, err := p.namespaces.GetIndexer().GetByKey(key)
+	if err != nil || !exists {
+		p.queue.Forget(key)
+		return
+	}
+	ns := obj.(*corev1.Namespace)
+	if ns.Status.Phase == corev1.NamespaceTerminating {
+		p.queue.Forget(key)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.sync(ctx, ns); err != nil {
+		p.log.Warn("sync failed; retrying", "namespace", key, "err", err)
+		p.queue.AddRateLimited(key)
+		return
+	}
+	p.queue.Forget(key)
+}
