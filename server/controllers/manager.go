@@ -17,11 +17,16 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 )
 
 // Config configures the controllers.
@@ -67,6 +72,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("controllers: %w", err)
+	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1ObjectMeta("kube-system", "kube-controller-manager"),
 		Client:     cs.CoordinationV1(),
@@ -80,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ReleaseOnCancel: true,
 		Name:            "kube-controller-manager",
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) { runAll(ctx, cs, cfg) },
+			OnStartedLeading: func(ctx context.Context) { runAll(ctx, cs, dyn, cfg) },
 			OnStoppedLeading: func() { cfg.Logger.Info("controllers stopped: the lease is lost or released") },
 		},
 	})
@@ -92,11 +101,23 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // runAll starts the informers and every controller, and waits for them.
-func runAll(ctx context.Context, cs kubernetes.Interface, cfg Config) {
+func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, cfg Config) {
 	cfg.Logger.Info("controllers starting", "identity", cfg.Identity)
 	f := informers.NewSharedInformerFactory(cs, 0)
+	events := record.NewBroadcaster(record.WithContext(ctx))
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	defer events.Shutdown()
+	recorder := func(component string) record.EventRecorder {
+		return events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	}
 	ctrls := []controller{
 		newServiceAccounts(cs, f, cfg.Logger),
+		newReplicaSets(cs, f, recorder("replicaset-controller"), cfg.Logger),
+	}
+	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
+		cfg.Logger.Error("the garbage collector cannot start", "err", err)
+	} else {
+		ctrls = append(ctrls, gc)
 	}
 	if len(cfg.RootCA) > 0 {
 		ctrls = append(ctrls, newRootCA(cs, f, cfg.RootCA, cfg.Logger))
