@@ -43,7 +43,7 @@ func TestCreate(t *testing.T) {
 		t.Run("deployment", func(t *testing.T) {
 			okWith(t, k.run(t, "-n", ns, "create", "deploy", "web", "--image=nginx"), "deployment.apps/web created")
 			header(t, k.run(t, "-n", ns, "get", "deploy", "web"), "NAME   READY   UP-TO-DATE   AVAILABLE   AGE")
-			row(t, k.run(t, "-n", ns, "get", "deploy", "web"), "web", "0/1", "0", "0", age)
+			row(t, k.run(t, "-n", ns, "get", "deploy", "web"), "web", "0/1", "*", "0", age)
 			// kubectl create <generator> words errors itself: "error: failed
 			// to create deployment: ..." without the reason.
 			fails(t, k.run(t, "-n", ns, "create", "deploy", "web", "--image=nginx"), `deployments.apps "web" already exists`)
@@ -238,8 +238,8 @@ func TestGet(t *testing.T) {
 		t.Run("table", func(t *testing.T) {
 			r := get(t, "deploy")
 			header(t, r, "NAME   READY   UP-TO-DATE   AVAILABLE   AGE")
-			row(t, r, "web", "0/1", "0", "0", age)
-			row(t, r, "api", "0/1", "0", "0", age)
+			row(t, r, "web", "0/1", "*", "0", age)
+			row(t, r, "api", "0/1", "*", "0", age)
 			r = get(t, "cm", "cfg")
 			header(t, r, "NAME   DATA   AGE")
 			row(t, r, "cfg", "1", age)
@@ -249,13 +249,14 @@ func TestGet(t *testing.T) {
 				row(t, r, n, "Active", age)
 			}
 			r = get(t, "pods")
-			header(t, r, "NAME   READY   STATUS    RESTARTS   AGE")
+			// The deployments' pods are there too, with longer names.
+			headerCells(t, r, "NAME", "READY", "STATUS", "RESTARTS", "AGE")
 			row(t, r, "bb", "0/1", "Pending", "0", age)
 		})
 		t.Run("wide", func(t *testing.T) {
 			r := get(t, "deploy", "web", "-o", "wide")
 			header(t, r, "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES   SELECTOR")
-			row(t, r, "web", "0/1", "0", "0", age, "nginx", "nginx", "app=web")
+			row(t, r, "web", "0/1", "*", "0", age, "nginx", "nginx", "app=web")
 			r = get(t, "pod", "bb", "-o", "wide")
 			headerCells(t, r, "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES")
 			row(t, r, "bb", "0/1", "Pending", "0", age, "<none>", "<none>", "<none>", "<none>")
@@ -295,7 +296,9 @@ func TestGet(t *testing.T) {
 		t.Run("name", func(t *testing.T) {
 			equals(t, get(t, "deploy", "-o", "name"), "deployment.apps/api\ndeployment.apps/web")
 			// kube-root-ca.crt is in every namespace, as upstream publishes it.
-			equals(t, get(t, "cm,pods", "-o", "name"), "configmap/cfg\nconfigmap/kube-root-ca.crt\npod/bb")
+			// run=bb: the deployments' pods are there too.
+			equals(t, get(t, "cm,pods", "-l", "run=bb", "-o", "name"), "pod/bb")
+			equals(t, get(t, "cm", "-o", "name"), "configmap/cfg\nconfigmap/kube-root-ca.crt")
 		})
 		t.Run("jsonpath", func(t *testing.T) {
 			equals(t, get(t, "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"), "nginx")
@@ -311,20 +314,20 @@ func TestGet(t *testing.T) {
 		t.Run("show-labels", func(t *testing.T) {
 			r := get(t, "deploy", "--show-labels")
 			header(t, r, "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   LABELS")
-			row(t, r, "api", "0/1", "0", "0", age, "app=api,tier=backend")
-			row(t, r, "web", "0/1", "0", "0", age, "app=web")
+			row(t, r, "api", "0/1", "*", "0", age, "app=api,tier=backend")
+			row(t, r, "web", "0/1", "*", "0", age, "app=web")
 		})
 		t.Run("label-columns", func(t *testing.T) {
 			r := get(t, "deploy", "-L", "tier", "-L", "app")
 			header(t, r, "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   TIER      APP")
-			row(t, r, "api", "0/1", "0", "0", age, "backend", "api")
-			row(t, r, "web", "0/1", "0", "0", age, "web") // empty TIER
+			row(t, r, "api", "0/1", "*", "0", age, "backend", "api")
+			row(t, r, "web", "0/1", "*", "0", age, "web") // empty TIER
 		})
 		t.Run("all-namespaces", func(t *testing.T) {
 			r := k.run(t, "get", "deploy", "-A")
 			headerCells(t, r, "NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE")
-			row(t, r, ns, "web", "0/1", "0", "0", age)
-			row(t, r, ns, "api", "0/1", "0", "0", age)
+			row(t, r, ns, "web", "0/1", "*", "0", age)
+			row(t, r, ns, "api", "0/1", "*", "0", age)
 			r = k.run(t, "get", "ns", "-A")
 			row(t, r, ns, "Active", age)
 		})
@@ -347,8 +350,9 @@ func TestGet(t *testing.T) {
 			equals(t, k.run(t, "get", "cm", "-A", "--field-selector", "metadata.namespace="+ns+",metadata.name!=kube-root-ca.crt", "-o", "name"), "configmap/cfg")
 			// Pods have more fields: what students use to find pods by
 			// phase or node.
-			equals(t, get(t, "pods", "--field-selector", "status.phase=Pending", "-o", "name"), "pod/bb")
-			equals(t, get(t, "pods", "--field-selector", "spec.nodeName=", "-o", "name"), "pod/bb")
+			equals(t, get(t, "pods", "-l", "run=bb", "--field-selector", "status.phase=Pending", "-o", "name"), "pod/bb")
+			equals(t, get(t, "pods", "-l", "run=bb", "--field-selector", "spec.nodeName=", "-o", "name"), "pod/bb")
+			equals(t, get(t, "pods", "-l", "run=bb", "--field-selector", "status.phase=Running", "-o", "name"), "")
 			fails(t, get(t, "deploy", "--field-selector", "spec.paused=true"),
 				"(BadRequest)", "field label not supported: spec.paused")
 		})

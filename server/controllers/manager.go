@@ -113,6 +113,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 	ctrls := []controller{
 		newServiceAccounts(cs, f, cfg.Logger),
 		newReplicaSets(cs, f, recorder("replicaset-controller"), cfg.Logger),
+		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
 		cfg.Logger.Error("the garbage collector cannot start", "err", err)
