@@ -26,8 +26,11 @@ import (
 // owner's dependents can reach the cache first. Orphan and foreground
 // deletions are finished by the API server (server/apiserver).
 //
-// It watches the built-in kinds that own or are owned in practice,
-// listed in gcKinds; custom resources join when they are served.
+// It watches the workload kinds that own or are owned in practice, listed
+// in gcKinds, with full-object informers; ConfigMaps, Secrets and the like
+// are left out, since caching every one of them costs memory a cluster of
+// this size notices. Metadata-only informers (as upstream's) will let it
+// watch every kind, custom resources too.
 
 type gcKind struct {
 	gvr        schema.GroupVersionResource
@@ -38,13 +41,8 @@ type gcKind struct {
 var gcKinds = []gcKind{
 	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "Pod", true},
 	{schema.GroupVersionResource{Version: "v1", Resource: "services"}, "Service", true},
-	{schema.GroupVersionResource{Version: "v1", Resource: "endpoints"}, "Endpoints", true},
-	{schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, "ConfigMap", true},
-	{schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, "Secret", true},
-	{schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}, "ServiceAccount", true},
 	{schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}, "PersistentVolumeClaim", true},
 	{schema.GroupVersionResource{Version: "v1", Resource: "replicationcontrollers"}, "ReplicationController", true},
-	{schema.GroupVersionResource{Version: "v1", Resource: "nodes"}, "Node", false},
 	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, "Deployment", true},
 	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}, "ReplicaSet", true},
 	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, "StatefulSet", true},

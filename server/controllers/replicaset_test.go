@@ -147,14 +147,15 @@ func TestGarbageCollector(t *testing.T) {
 		}
 		return err
 	})
-	// A second owner keeps a pod alive: only the dangling reference goes.
+	// A second owner (a ReplicaSet wanting no pods) keeps a pod alive: only
+	// the dangling reference goes.
 	pods, _ := ownedPods(cs, "gc")
-	cm, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "keeper"}}, metav1.CreateOptions{})
+	keeper, err := cs.AppsV1().ReplicaSets("default").Create(ctx, replicaSet("keeper", 0), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	kept := pods[0]
-	kept.OwnerReferences = append(kept.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keeper", UID: cm.UID})
+	kept.OwnerReferences = append(kept.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "keeper", UID: keeper.UID})
 	if _, err := cs.CoreV1().Pods("default").Update(ctx, &kept, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestGarbageCollector(t *testing.T) {
 	})
 	eventually(t, "the kept pod's dangling reference dropped", func() error {
 		p, err := cs.CoreV1().Pods("default").Get(ctx, kept.Name, metav1.GetOptions{})
-		if err == nil && (len(p.OwnerReferences) != 1 || p.OwnerReferences[0].Kind != "ConfigMap") {
+		if err == nil && (len(p.OwnerReferences) != 1 || p.OwnerReferences[0].Name != "keeper") {
 			return fmt.Errorf("owners %v", p.OwnerReferences)
 		}
 		return err
