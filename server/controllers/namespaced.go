@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -27,6 +28,16 @@ type perNamespace struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 	synced     []cache.InformerSynced
 	sync       func(ctx context.Context, ns *corev1.Namespace) error
+	// kept informs on the kept objects only (a field selector on their
+	// name), so that the controller does not cache every ConfigMap.
+	kept informers.SharedInformerFactory
+}
+
+// keptFactory is an informer factory for the objects named name only.
+func keptFactory(cs kubernetes.Interface, name string) informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = "metadata.name=" + name
+	}))
 }
 
 func newPerNamespace(name string, f informers.SharedInformerFactory, log *slog.Logger) *perNamespace {
@@ -73,6 +84,10 @@ func (p *perNamespace) name() string { return p.ctrlName }
 
 func (p *perNamespace) run(ctx context.Context) {
 	defer p.queue.ShutDown()
+	if p.kept != nil {
+		p.kept.Start(ctx.Done())
+		defer p.kept.Shutdown()
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
 		return
 	}

@@ -20,7 +20,8 @@ const rootCAName = "kube-root-ca.crt"
 // deleted, as upstream's root-ca-cert-publisher does.
 func newRootCA(cs kubernetes.Interface, f informers.SharedInformerFactory, ca []byte, log *slog.Logger) controller {
 	p := newPerNamespace("root-ca-cert-publisher", f, log)
-	cms := f.Core().V1().ConfigMaps()
+	p.kept = keptFactory(cs, rootCAName)
+	cms := p.kept.Core().V1().ConfigMaps()
 	p.watchKept(cms.Informer(), rootCAName)
 	want := map[string]string{"ca.crt": string(ca)}
 	annotations := map[string]string{"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}

@@ -16,7 +16,8 @@ import (
 // it.
 func newServiceAccounts(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) controller {
 	p := newPerNamespace("serviceaccount", f, log)
-	sas := f.Core().V1().ServiceAccounts()
+	p.kept = keptFactory(cs, "default")
+	sas := p.kept.Core().V1().ServiceAccounts()
 	p.watchKept(sas.Informer(), "default")
 	p.sync = func(ctx context.Context, ns *corev1.Namespace) error {
 		if _, err := sas.Lister().ServiceAccounts(ns.Name).Get("default"); err == nil {
