@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -90,35 +89,7 @@ func newDeployments(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 func (c *deployments) name() string { return "deployment" }
 
 func (c *deployments) run(ctx context.Context) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				key, quit := c.queue.Get()
-				if quit {
-					return
-				}
-				if err := c.sync(ctx, key); err != nil {
-					c.log.Warn("sync failed; retrying", "deployment", key, "err", err)
-					c.queue.AddRateLimited(key)
-				} else {
-					c.queue.Forget(key)
-				}
-				c.queue.Done(key)
-			}
-		}()
-	}
-	wg.Wait()
+	runWorkers(ctx, c.queue, c.synced, 2, c.log, c.sync)
 }
 
 // templateHash is the pod-template-hash of a template: a short, stable

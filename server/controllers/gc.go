@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -141,39 +140,11 @@ func (gc *garbageCollector) enqueueDependents(obj any) {
 }
 
 func (gc *garbageCollector) run(ctx context.Context) {
-	defer gc.queue.ShutDown()
 	var synced []cache.InformerSynced
 	for _, inf := range gc.informers {
 		synced = append(synced, inf.HasSynced)
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		gc.queue.ShutDown()
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				item, quit := gc.queue.Get()
-				if quit {
-					return
-				}
-				if err := gc.process(ctx, item); err != nil {
-					gc.log.Warn("collect failed; retrying", "resource", item.gvr.Resource, "object", item.key, "err", err)
-					gc.queue.AddRateLimited(item)
-				} else {
-					gc.queue.Forget(item)
-				}
-				gc.queue.Done(item)
-			}
-		}()
-	}
-	wg.Wait()
+	runWorkers(ctx, gc.queue, synced, 2, gc.log, gc.process)
 }
 
 func (gc *garbageCollector) process(ctx context.Context, item gcItem) error {

@@ -83,45 +83,24 @@ func (p *perNamespace) watchKept(inf cache.SharedIndexInformer, name string) {
 func (p *perNamespace) name() string { return p.ctrlName }
 
 func (p *perNamespace) run(ctx context.Context) {
-	defer p.queue.ShutDown()
 	if p.kept != nil {
 		p.kept.Start(ctx.Done())
 		defer p.kept.Shutdown()
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), p.synced...) {
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		p.queue.ShutDown()
-	}()
-	for {
-		key, quit := p.queue.Get()
-		if quit {
-			return
-		}
-		p.process(ctx, key)
-	}
+	runWorkers(ctx, p.queue, p.synced, 1, p.log, p.process)
 }
 
-func (p *perNamespace) process(ctx context.Context, key string) {
-	defer p.queue.Done(key)
+// process keeps the object in one namespace, if it is still active.
+func (p *perNamespace) process(ctx context.Context, key string) error {
 	obj, exists, err := p.namespaces.GetIndexer().GetByKey(key)
 	if err != nil || !exists {
-		p.queue.Forget(key)
-		return
+		return err
 	}
 	ns := obj.(*corev1.Namespace)
 	if ns.Status.Phase == corev1.NamespaceTerminating {
-		p.queue.Forget(key)
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := p.sync(ctx, ns); err != nil {
-		p.log.Warn("sync failed; retrying", "namespace", key, "err", err)
-		p.queue.AddRateLimited(key)
-		return
-	}
-	p.queue.Forget(key)
+	return p.sync(ctx, ns)
 }

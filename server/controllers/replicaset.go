@@ -135,39 +135,7 @@ func (c *replicaSets) enqueuePod(pod *corev1.Pod) {
 }
 
 func (c *replicaSets) run(ctx context.Context) {
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
-	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func (c *replicaSets) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Warn("sync failed; retrying", "replicaset", key, "err", err)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	runWorkers(ctx, c.queue, c.synced, 2, c.log, c.sync)
 }
 
 func (c *replicaSets) sync(ctx context.Context, key string) error {
