@@ -426,6 +426,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	log.Info("server stopping")
+	// The controllers first, while the API still answers them (the Lease
+	// is released).
+	stopControllers()
+	<-ctrlDone
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -33,7 +34,12 @@ func runWorkers[T comparable](ctx context.Context, queue workqueue.TypedRateLimi
 					return
 				}
 				if err := process(ctx, item); err != nil {
-					log.Warn("sync failed; retrying", "item", item, "err", err)
+					// A conflict only means the cache was behind: routine.
+					level := slog.LevelWarn
+					if apierrors.IsConflict(err) {
+						level = slog.LevelDebug
+					}
+					log.Log(ctx, level, "sync failed; retrying", "item", item, "err", err)
 					queue.AddRateLimited(item)
 				} else {
 					queue.Forget(item)
