@@ -112,7 +112,8 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 	}
 	ctrls := []controller{
 		newServiceAccounts(cs, f, cfg.Logger),
-		newReplicaSets(cs, f, recorder("replicaset-controller"), cfg.Logger),
+		newReplicaSets(cs, f, replicaSetSource(cs, f), recorder("replicaset-controller"), cfg.Logger),
+		newReplicaSets(cs, f, replicationControllerSource(cs, f), recorder("replication-controller"), cfg.Logger),
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -36,11 +38,9 @@ import (
 // upstream's --concurrent-replicaset-syncs burst of 500.
 const burstReplicas = 500
 
-var rsKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
-
 type replicaSets struct {
 	cs       kubernetes.Interface
-	rsLister appslisters.ReplicaSetLister
+	src      replicaSource
 	pods     corelisters.PodLister
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
@@ -50,22 +50,51 @@ type replicaSets struct {
 	now      func() time.Time
 }
 
-func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
-	rsInf := f.Apps().V1().ReplicaSets()
+// replicaSource is what the controller manages: ReplicaSets, or
+// ReplicationControllers seen as ReplicaSets (rc.go), as upstream runs one
+// controller for both.
+type replicaSource struct {
+	kind         schema.GroupVersionKind
+	informer     cache.SharedIndexInformer
+	get          func(namespace, name string) (*appsv1.ReplicaSet, error)
+	list         func(namespace string) ([]*appsv1.ReplicaSet, error)
+	updateStatus func(ctx context.Context, rs *appsv1.ReplicaSet) error
+	// object is what events are about: the ReplicaSet, or the
+	// ReplicationController it stands for.
+	object func(rs *appsv1.ReplicaSet) runtime.Object
+}
+
+func replicaSetSource(cs kubernetes.Interface, f informers.SharedInformerFactory) replicaSource {
+	inf := f.Apps().V1().ReplicaSets()
+	return replicaSource{
+		kind:     appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
+		informer: inf.Informer(),
+		get:      func(ns, name string) (*appsv1.ReplicaSet, error) { return inf.Lister().ReplicaSets(ns).Get(name) },
+		list:     func(ns string) ([]*appsv1.ReplicaSet, error) { return inf.Lister().ReplicaSets(ns).List(labels.Everything()) },
+		updateStatus: func(ctx context.Context, rs *appsv1.ReplicaSet) error {
+			_, err := cs.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{})
+			return err
+		},
+		object: func(rs *appsv1.ReplicaSet) runtime.Object { return rs },
+	}
+}
+
+func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, src replicaSource, recorder record.EventRecorder, log *slog.Logger) controller {
+	rsInf := src.informer
 	podInf := f.Core().V1().Pods()
 	c := &replicaSets{
 		cs:       cs,
-		rsLister: rsInf.Lister(),
+		src:      src,
 		pods:     podInf.Lister(),
-		synced:   []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
+		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(src.kind.Kind)}),
 		recorder: recorder,
-		log:      log.With("controller", "replicaset"),
+		log:      log.With("controller", strings.ToLower(src.kind.Kind)),
 		expect:   newExpectations(),
 		now:      time.Now,
 	}
-	rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
@@ -99,7 +128,7 @@ func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 	return c
 }
 
-func (c *replicaSets) name() string { return "replicaset" }
+func (c *replicaSets) name() string { return strings.ToLower(c.src.kind.Kind) }
 
 func (c *replicaSets) enqueue(obj any) {
 	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -110,7 +139,7 @@ func (c *replicaSets) enqueue(obj any) {
 // ownerKey is the key of the ReplicaSet controlling pod, if one does.
 func (c *replicaSets) ownerKey(pod *corev1.Pod) (string, bool) {
 	ref := metav1.GetControllerOf(pod)
-	if ref == nil || ref.Kind != rsKind.Kind || ref.APIVersion != rsKind.GroupVersion().String() {
+	if ref == nil || ref.Kind != c.src.kind.Kind || ref.APIVersion != c.src.kind.GroupVersion().String() {
 		return "", false
 	}
 	return pod.Namespace + "/" + ref.Name, true
@@ -123,7 +152,7 @@ func (c *replicaSets) enqueuePod(pod *corev1.Pod) {
 		c.queue.Add(key)
 		return
 	}
-	rss, err := c.rsLister.ReplicaSets(pod.Namespace).List(labels.Everything())
+	rss, err := c.src.list(pod.Namespace)
 	if err != nil {
 		return
 	}
@@ -143,7 +172,7 @@ func (c *replicaSets) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	rs, err := c.rsLister.ReplicaSets(ns).Get(name)
+	rs, err := c.src.get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.expect.forget(key)
 		return nil
@@ -196,7 +225,7 @@ func (c *replicaSets) claim(ctx context.Context, rs *appsv1.ReplicaSet, sel labe
 				return nil, err
 			}
 		case ref == nil && matches && rs.DeletionTimestamp == nil && p.DeletionTimestamp == nil:
-			refJSON, _ := json.Marshal(controllerRef(rs))
+			refJSON, _ := json.Marshal(c.controllerRef(rs))
 			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[%s],"uid":%q}}`, refJSON, p.UID)
 			adopted, err := c.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 			if apierrors.IsNotFound(err) {
@@ -211,9 +240,9 @@ func (c *replicaSets) claim(ctx context.Context, rs *appsv1.ReplicaSet, sel labe
 	return owned, nil
 }
 
-func controllerRef(rs *appsv1.ReplicaSet) metav1.OwnerReference {
+func (c *replicaSets) controllerRef(rs *appsv1.ReplicaSet) metav1.OwnerReference {
 	yes := true
-	return metav1.OwnerReference{APIVersion: rsKind.GroupVersion().String(), Kind: rsKind.Kind, Name: rs.Name, UID: rs.UID, Controller: &yes, BlockOwnerDeletion: &yes}
+	return metav1.OwnerReference{APIVersion: c.src.kind.GroupVersion().String(), Kind: c.src.kind.Kind, Name: rs.Name, UID: rs.UID, Controller: &yes, BlockOwnerDeletion: &yes}
 }
 
 // isActive: not finished and not being deleted.
@@ -254,7 +283,7 @@ func (c *replicaSets) manage(ctx context.Context, rs *appsv1.ReplicaSet, active 
 				}
 				continue
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			c.recorder.Eventf(c.src.object(rs), corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		}
 		return firstErr
 	}
@@ -300,18 +329,18 @@ func (c *replicaSets) createPod(ctx context.Context, rs *appsv1.ReplicaSet) erro
 			Labels:          t.Labels,
 			Annotations:     t.Annotations,
 			Finalizers:      t.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{controllerRef(rs)},
+			OwnerReferences: []metav1.OwnerReference{c.controllerRef(rs)},
 		},
 		Spec: *t.Spec.DeepCopy(),
 	}
 	created, err := c.cs.CoreV1().Pods(rs.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		if !apierrors.IsForbidden(err) || !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			c.recorder.Eventf(c.src.object(rs), corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 		}
 		return err
 	}
-	c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
+	c.recorder.Eventf(c.src.object(rs), corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", created.Name)
 	return nil
 }
 
@@ -405,7 +434,7 @@ func (c *replicaSets) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, a
 	}
 	next := rs.DeepCopy()
 	next.Status = st
-	_, err := c.cs.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, next, metav1.UpdateOptions{})
+	err := c.src.updateStatus(ctx, next)
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil // a newer version is on its way through the informer
 	}

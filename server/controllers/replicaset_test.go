@@ -181,3 +181,49 @@ func TestGarbageCollector(t *testing.T) {
 		return err
 	})
 }
+
+func TestReplicationController(t *testing.T) {
+	cfg := startAPI(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	runControllers(t, cfg, "server-a")
+	rc := &corev1.ReplicationController{
+		ObjectMeta: metav1.ObjectMeta{Name: "old"},
+		Spec: corev1.ReplicationControllerSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: map[string]string{"app": "old"},
+			Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "old"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}},
+		},
+	}
+	if _, err := cs.CoreV1().ReplicationControllers("default").Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 pods and the status", func() error {
+		pods, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=old"})
+		if err != nil {
+			return err
+		}
+		owned := 0
+		for _, p := range pods.Items {
+			if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "ReplicationController" && strings.HasPrefix(p.Name, "old-") {
+				owned++
+			}
+		}
+		got, err := cs.CoreV1().ReplicationControllers("default").Get(ctx, "old", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if owned != 2 || got.Status.Replicas != 2 {
+			return fmt.Errorf("%d pods, status %+v", owned, got.Status)
+		}
+		return nil
+	})
+	eventually(t, "events about the ReplicationController", func() error {
+		evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=ReplicationController,reason=SuccessfulCreate"})
+		if err == nil && len(evs.Items) == 0 {
+			return fmt.Errorf("none")
+		}
+		return err
+	})
+}
