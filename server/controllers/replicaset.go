@@ -70,7 +70,9 @@ func replicaSetSource(cs kubernetes.Interface, f informers.SharedInformerFactory
 		kind:     appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
 		informer: inf.Informer(),
 		get:      func(ns, name string) (*appsv1.ReplicaSet, error) { return inf.Lister().ReplicaSets(ns).Get(name) },
-		list:     func(ns string) ([]*appsv1.ReplicaSet, error) { return inf.Lister().ReplicaSets(ns).List(labels.Everything()) },
+		list: func(ns string) ([]*appsv1.ReplicaSet, error) {
+			return inf.Lister().ReplicaSets(ns).List(labels.Everything())
+		},
 		updateStatus: func(ctx context.Context, rs *appsv1.ReplicaSet) error {
 			_, err := cs.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, rs, metav1.UpdateOptions{})
 			return err
@@ -83,10 +85,10 @@ func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 	rsInf := src.informer
 	podInf := f.Core().V1().Pods()
 	c := &replicaSets{
-		cs:       cs,
-		src:      src,
-		pods:     podInf.Lister(),
-		synced:   []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
+		cs:     cs,
+		src:    src,
+		pods:   podInf.Lister(),
+		synced: []cache.InformerSynced{rsInf.HasSynced, podInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: strings.ToLower(src.kind.Kind)}),
 		recorder: recorder,
