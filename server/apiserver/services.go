@@ -77,6 +77,9 @@ func (s *Server) services() *Resource {
 // before an update, or nil.
 func (s *Server) allocate(ctx context.Context, svc, old *corev1.Service) error {
 	cidr := s.alloc.cidr
+	if !cidr.IsValid() && svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		return apierrors.NewInternalError(fmt.Errorf("the server has no service CIDR to allocate cluster IPs from"))
+	}
 	ips, ports, err := s.taken(ctx, svc.UID)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func startAPI(t *testing.T) *rest.Config {
 	t.Helper()
 	ds := datastore.NewMemory(datastore.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds})
+	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
 	}

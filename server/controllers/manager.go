@@ -115,6 +115,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newReplicaSets(cs, f, replicaSetSource(cs, f), recorder("replicaset-controller"), cfg.Logger),
 		newReplicaSets(cs, f, replicationControllerSource(cs, f), recorder("replication-controller"), cfg.Logger),
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
+		newEndpoints(cs, f, cfg.Logger),
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
 		cfg.Logger.Error("the garbage collector cannot start", "err", err)
