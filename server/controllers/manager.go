@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+
+	"labctl/server/scheduler"
 )
 
 // Config configures the controllers.
@@ -100,6 +102,12 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// schedulerLoop runs server/scheduler among the controllers.
+type schedulerLoop struct{ s *scheduler.Scheduler }
+
+func (schedulerLoop) name() string              { return "scheduler" }
+func (l schedulerLoop) run(ctx context.Context) { l.s.Run(ctx) }
+
 // runAll starts the informers and every controller, and waits for them.
 func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, cfg Config) {
 	cfg.Logger.Info("controllers starting", "identity", cfg.Identity)
@@ -116,6 +124,8 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newReplicaSets(cs, f, replicationControllerSource(cs, f), recorder("replication-controller"), cfg.Logger),
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
 		newEndpoints(cs, f, cfg.Logger),
+		// The scheduler runs under the controller manager's Lease for now.
+		schedulerLoop{scheduler.New(cs, f, recorder(scheduler.Name), cfg.Logger)},
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
 		cfg.Logger.Error("the garbage collector cannot start", "err", err)
