@@ -12,7 +12,4 @@ import (
 	_ "github.com/coredns/coredns/core/dnsserver"
 	_ "github.com/vishvananda/netlink"
 	_ "go.etcd.io/etcd/client/v3"
-	_ "k8s.io/api/core/v1"
-	_ "k8s.io/apimachinery/pkg/runtime"
-	_ "k8s.io/client-go/kubernetes"
 )
