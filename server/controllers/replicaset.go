@@ -110,6 +110,12 @@ func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 			c.enqueuePod(pod)
 		},
 		UpdateFunc: func(old, obj any) {
+			// A graceful deletion shows as an update: count it then.
+			if pod := obj.(*corev1.Pod); pod.DeletionTimestamp != nil && old.(*corev1.Pod).DeletionTimestamp == nil {
+				if key, ok := c.ownerKey(pod); ok {
+					c.expect.observed(key, 0, 1)
+				}
+			}
 			c.enqueuePod(old.(*corev1.Pod))
 			c.enqueuePod(obj.(*corev1.Pod))
 		},
