@@ -8,6 +8,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -123,7 +124,7 @@ func (s *Server) takeDisruption(c *call, pod *corev1.Pod) error {
 	var match []policyv1.PodDisruptionBudget
 	for _, pdb := range list.(*policyv1.PodDisruptionBudgetList).Items {
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labelSet(pod.Labels)) {
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
 		match = append(match, pdb)
@@ -157,9 +158,3 @@ func (s *Server) takeDisruption(c *call, pod *corev1.Pod) error {
 	})
 	return err
 }
-
-type labelSet map[string]string
-
-func (l labelSet) Has(k string) bool              { _, ok := l[k]; return ok }
-func (l labelSet) Get(k string) string            { return l[k] }
-func (l labelSet) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok }

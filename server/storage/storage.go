@@ -197,9 +197,6 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, err
 		}
 		readAt = rv
 	}
-	if !strings.HasPrefix(after, prefix) && after != "" && after < prefix {
-		after = ""
-	}
 	sel := newPredicate(opts.Labels, opts.Fields, s.cfg.Attrs)
 	var items []runtime.Object
 	var lastKey string
