@@ -240,6 +240,9 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	c.res.strategy.Default(obj)
 	c.res.strategy.PrepareForCreate(obj)
 	c.s.prepareKind(c.res, obj)
+	if err := c.s.defaultLimits(c.ctx, obj); err != nil {
+		return nil, err
+	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		// As upstream: addresses are allocated before validation, which
 		// expects them.
@@ -309,6 +312,12 @@ func (c *call) create() error {
 	return c.s.withServiceAllocation(c.res, func() error {
 		m, err := c.prepareCreate(obj)
 		if err != nil {
+			return err
+		}
+		if err := c.s.checkLimits(c.ctx, c.res.GroupResource(), m.GetName(), obj); err != nil {
+			return err
+		}
+		if err := c.s.chargeQuota(c.ctx, c.res.GroupResource(), m.GetName(), obj, dry); err != nil {
 			return err
 		}
 		if dry {

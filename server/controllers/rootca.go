@@ -33,7 +33,7 @@ func newRootCA(cs kubernetes.Interface, f informers.SharedInformerFactory, ca []
 				ObjectMeta: metav1.ObjectMeta{Name: rootCAName, Annotations: annotations},
 				Data:       want,
 			}, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) {
+			if apierrors.IsAlreadyExists(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 				return nil
 			}
 			return err

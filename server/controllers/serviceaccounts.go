@@ -24,7 +24,7 @@ func newServiceAccounts(cs kubernetes.Interface, f informers.SharedInformerFacto
 			return nil
 		}
 		_, err := cs.CoreV1().ServiceAccounts(ns.Name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) { // forbidden: the namespace is going
+		if apierrors.IsAlreadyExists(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) { // the namespace is going
 			return nil
 		}
 		return err
