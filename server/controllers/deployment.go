@@ -303,7 +303,13 @@ func (c *deployments) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv
 		if to < from {
 			dir = "down"
 		}
-		c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled %s replica set %s from %d to %d", dir, rs.Name, from, to)
+		// Upstream sizes a new ReplicaSet as it creates it, and says so
+		// without a "from"; every later scaling names both sizes.
+		if from == 0 {
+			c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled up replica set %s to %d", rs.Name, to)
+		} else {
+			c.recorder.Eventf(d, corev1.EventTypeNormal, "ScalingReplicaSet", "Scaled %s replica set %s to %d from %d", dir, rs.Name, to, from)
+		}
 	}
 	return out, nil
 }
