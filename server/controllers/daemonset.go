@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -33,8 +35,11 @@ import (
 // is pinned to its node by a required node affinity on the node's name and
 // placed by the scheduler. A template change replaces the pods node by
 // node, at most maxUnavailable at a time (RollingUpdate), or when they are
-// deleted (OnDelete); pods carry the pod-template-generation label that
-// says which template they run.
+// deleted (OnDelete). The templates are kept as ControllerRevisions
+// (history.go) named <daemonset>-<hash>, as upstream keeps them, so that
+// kubectl rollout history and undo work; pods carry the template's hash as
+// their controller-revision-hash label, and the pod-template-generation
+// label (the DaemonSet's generation when they were made) as well.
 
 const templateGenerationLabel = "pod-template-generation"
 
@@ -56,6 +61,7 @@ type daemonSets struct {
 	dsLister appslisters.DaemonSetLister
 	pods     corelisters.PodLister
 	nodes    corelisters.NodeLister
+	history  history
 	synced   []cache.InformerSynced
 	queue    workqueue.TypedRateLimitingInterface[string]
 	recorder record.EventRecorder
@@ -65,9 +71,12 @@ type daemonSets struct {
 
 func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
 	dsInf, podInf, nodeInf := f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes()
+	revInf := f.Apps().V1().ControllerRevisions()
 	c := &daemonSets{
 		cs: cs, dsLister: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(),
-		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced},
+		history: history{cs: cs, lister: revInf.Lister(), kind: daemonSetKind},
+		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
+			revInf.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "daemonset"}),
 		recorder: recorder, log: log.With("controller", "daemonset"), expect: newExpectations(),
@@ -117,6 +126,17 @@ func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 		},
 	})
 	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all})
+	revision := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if cr, ok := obj.(*appsv1.ControllerRevision); ok {
+			if ref := metav1.GetControllerOfNoCopy(cr); ref != nil && ref.Kind == daemonSetKind.Kind {
+				c.queue.Add(cr.Namespace + "/" + ref.Name)
+			}
+		}
+	}
+	revInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: revision, UpdateFunc: func(_, o any) { revision(o) }, DeleteFunc: revision})
 	return c
 }
 
@@ -175,14 +195,23 @@ func (c *daemonSets) sync(ctx context.Context, key string) error {
 		return err
 	}
 	byNode := map[string][]*corev1.Pod{}
+	var owned []*corev1.Pod
 	for _, p := range pods {
-		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == ds.UID && isActive(p) {
-			byNode[daemonNode(p)] = append(byNode[daemonNode(p)], p)
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == ds.UID {
+			owned = append(owned, p)
+			if isActive(p) {
+				byNode[daemonNode(p)] = append(byNode[daemonNode(p)], p)
+			}
 		}
 	}
 	if !c.expect.satisfied(key) {
 		return nil // the pods asked for are not all in the cache yet
 	}
+	cur, old, collisions, err := c.constructHistory(ctx, ds, owned)
+	if err != nil {
+		return err
+	}
+	hash := cur.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
 	gen := strconv.FormatInt(ds.Generation, 10)
 	var st appsv1.DaemonSetStatus
 	var outdated, doomed []*corev1.Pod
@@ -213,7 +242,7 @@ func (c *daemonSets) sync(ctx context.Context, key string) error {
 		} else {
 			unavailable++
 		}
-		if p.Labels[templateGenerationLabel] == gen {
+		if podUpToDate(p, hash, gen) {
 			st.UpdatedNumberScheduled++
 		} else {
 			outdated = append(outdated, p)
@@ -241,7 +270,7 @@ func (c *daemonSets) sync(ctx context.Context, key string) error {
 	}
 	c.expect.expect(key, len(missing), len(doomed))
 	for _, node := range missing {
-		if err := c.createPod(ctx, ds, node, gen); err != nil {
+		if err := c.createPod(ctx, ds, node, gen, hash); err != nil {
 			c.expect.observed(key, 1, 0)
 			return err
 		}
@@ -257,6 +286,12 @@ func (c *daemonSets) sync(ctx context.Context, key string) error {
 	}
 	st.NumberUnavailable = st.DesiredNumberScheduled - st.NumberAvailable
 	st.ObservedGeneration = ds.Generation
+	if ds.Status.CollisionCount != nil || collisions > 0 {
+		st.CollisionCount = &collisions
+	}
+	if err := c.cleanupHistory(ctx, ds, old, owned); err != nil {
+		return err
+	}
 	if equality.Semantic.DeepEqual(ds.Status, st) {
 		return nil
 	}
@@ -269,9 +304,111 @@ func (c *daemonSets) sync(ctx context.Context, key string) error {
 	return err
 }
 
-func (c *daemonSets) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, gen string) error {
+// podUpToDate: the pod runs the DaemonSet's template, by its
+// controller-revision-hash or, as upstream also accepts, its template
+// generation.
+func podUpToDate(p *corev1.Pod, hash, gen string) bool {
+	return hash != "" && p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == hash || p.Labels[templateGenerationLabel] == gen
+}
+
+// constructHistory returns the revision of the DaemonSet's template, made
+// now if there is none, or moved to the top if the template went back to
+// an older one, and the other revisions, as upstream; and the collision
+// count to keep in the status.
+func (c *daemonSets) constructHistory(ctx context.Context, ds *appsv1.DaemonSet, pods []*corev1.Pod) (cur *appsv1.ControllerRevision, old []*appsv1.ControllerRevision, collisions int32, err error) {
+	if ds.Status.CollisionCount != nil {
+		collisions = *ds.Status.CollisionCount
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return nil, nil, collisions, fmt.Errorf("the selector of DaemonSet %s: %w", ds.Name, err)
+	}
+	revs, err := c.history.owned(ctx, ds, sel)
+	if err != nil {
+		return nil, nil, collisions, err
+	}
+	data, err := templatePatch(&ds.Spec.Template)
+	if err != nil {
+		return nil, nil, collisions, err
+	}
+	var matching []*appsv1.ControllerRevision
+	for _, cr := range revs {
+		if bytes.Equal(cr.Data.Raw, data) {
+			matching = append(matching, cr)
+		} else {
+			old = append(old, cr)
+		}
+	}
+	next := nextRevision(old)
+	if len(matching) == 0 {
+		namer := func(cr *appsv1.ControllerRevision, collisions *int32) {
+			hash := templateHash(&ds.Spec.Template, collisions)
+			cr.Name = revisionName(ds.Name, hash)
+			cr.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] = hash
+		}
+		cur, err = c.history.create(ctx, ds, newRevision(ds, daemonSetKind, ds.Spec.Template.Labels, data, next), &collisions, namer)
+		return cur, old, collisions, err
+	}
+	if cur, err = c.dedupHistory(ctx, ds, matching, pods); err != nil {
+		return nil, nil, collisions, err
+	}
+	if cur.Revision < next {
+		cur, err = c.history.renumber(ctx, cur, next)
+	}
+	return cur, old, collisions, err
+}
+
+// dedupHistory keeps the newest of several revisions of the same template
+// and deletes the others, moving their pods to its hash, as upstream.
+func (c *daemonSets) dedupHistory(ctx context.Context, ds *appsv1.DaemonSet, same []*appsv1.ControllerRevision, pods []*corev1.Pod) (*appsv1.ControllerRevision, error) {
+	keep := same[len(same)-1] // sorted oldest first
+	if len(same) == 1 {
+		return keep, nil
+	}
+	hash := keep.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, appsv1.DefaultDaemonSetUniqueLabelKey, hash)
+	for _, dup := range same[:len(same)-1] {
+		dupHash := dup.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]
+		for _, p := range pods {
+			if dupHash != "" && p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey] == dupHash {
+				_, err := c.cs.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+				if err != nil && !apierrors.IsNotFound(err) {
+					return nil, fmt.Errorf("relabel pod %s: %w", p.Name, err)
+				}
+			}
+		}
+		err := c.cs.AppsV1().ControllerRevisions(ds.Namespace).Delete(ctx, dup.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("delete revision %s: %w", dup.Name, err)
+		}
+	}
+	return keep, nil
+}
+
+// cleanupHistory deletes the oldest revisions no pod runs beyond
+// revisionHistoryLimit old ones, as upstream.
+func (c *daemonSets) cleanupHistory(ctx context.Context, ds *appsv1.DaemonSet, old []*appsv1.ControllerRevision, pods []*corev1.Pod) error {
+	live := map[string]bool{}
+	for _, p := range pods {
+		if h := p.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]; h != "" {
+			live[h] = true
+		}
+	}
+	isLive := func(cr *appsv1.ControllerRevision) bool {
+		return live[cr.Labels[appsv1.DefaultDaemonSetUniqueLabelKey]]
+	}
+	liveOld := 0
+	for _, cr := range old {
+		if isLive(cr) {
+			liveOld++
+		}
+	}
+	return c.history.trim(ctx, old, isLive, max(0, revisionHistoryLimit(ds.Spec.RevisionHistoryLimit)-liveOld))
+}
+
+func (c *daemonSets) createPod(ctx context.Context, ds *appsv1.DaemonSet, node, gen, hash string) error {
 	t := ds.Spec.Template.DeepCopy()
-	labels := map[string]string{templateGenerationLabel: gen}
+	labels := map[string]string{templateGenerationLabel: gen, appsv1.DefaultDaemonSetUniqueLabelKey: hash}
 	for k, v := range t.Labels {
 		labels[k] = v
 	}

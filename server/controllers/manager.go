@@ -125,6 +125,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
 		newEndpoints(cs, f, cfg.Logger),
 		newDaemonSets(cs, f, recorder("daemonset-controller"), cfg.Logger),
+		newStatefulSets(cs, f, recorder("statefulset-controller"), cfg.Logger),
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
 		// The scheduler runs under the controller manager's Lease for now.
 		schedulerLoop{scheduler.New(cs, f, recorder(scheduler.Name), cfg.Logger)},
