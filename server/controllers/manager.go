@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 
 	"labctl/server/scheduler"
 )
@@ -46,6 +47,20 @@ type Config struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease
 	// (defaults 15 s, 10 s, 2 s, as kube-controller-manager's).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Clock is the time of the Job, CronJob and TTL-after-finished
+	// controllers (their deadlines, schedules and expiries), for tests to
+	// step; nil is the real clock.
+	Clock clock.WithTickerAndDelayedExecution
+	// JobBackoff and JobMaxBackoff bound the Job controller's delay before
+	// it replaces a failed pod, doubling from the first to the second
+	// (defaults 10 s and 10 min, as upstream's code).
+	JobBackoff, JobMaxBackoff time.Duration
+	// NodeMonitorPeriod, NodeMonitorGracePeriod, NodeStartupGracePeriod: node lifecycle (defaults 5 s, 50 s, 60 s).
+	NodeMonitorPeriod, NodeMonitorGracePeriod, NodeStartupGracePeriod time.Duration
+	// TerminatedPodGCThreshold: finished pods pod GC keeps (default 12500; negative: no limit).
+	TerminatedPodGCThreshold int
+	// PodGCPeriod, PodGCQuarantine: pod GC's pass and wait for a missing node (defaults 20 s, 40 s).
+	PodGCPeriod, PodGCQuarantine time.Duration
 }
 
 // controller is one loop: it registers its event handlers on the
@@ -125,6 +140,13 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
 		newEndpoints(cs, f, cfg.Logger),
 		newDaemonSets(cs, f, recorder("daemonset-controller"), cfg.Logger),
+		newJobs(cs, f, recorder("job-controller"), cfg.Logger, cfg.Clock, cfg.JobBackoff, cfg.JobMaxBackoff),
+		newCronJobs(cs, f, recorder("cronjob-controller"), cfg.Logger, cfg.Clock),
+		newTTLAfterFinished(cs, f, cfg.Logger, cfg.Clock),
+		newNodeLifecycle(cs, f, recorder("node-controller"), cfg),
+		newTaintEviction(cs, f, recorder("taint-eviction-controller"), cfg.Logger),
+		newPodGC(cs, f, cfg),
+		newDisruption(cs, f, recorder("controllermanager"), cfg.Logger),
 		newStatefulSets(cs, f, recorder("statefulset-controller"), cfg.Logger),
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
 		// The scheduler runs under the controller manager's Lease for now.

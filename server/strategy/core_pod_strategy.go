@@ -36,6 +36,7 @@ var validateAnnotations = apivalidation.ValidateAnnotations
 // preparePodCreate: a new pod is Pending with its QoS class computed, at
 // generation 1; a pod with scheduling gates says why it is not scheduled.
 func preparePodCreate(pod *v1.Pod) {
+	addDefaultTolerations(pod)
 	pod.Generation = 1
 	pod.Status = v1.PodStatus{Phase: v1.PodPending, QOSClass: podQOSClass(pod)}
 	if len(pod.Spec.SchedulingGates) > 0 {
@@ -49,8 +50,40 @@ func preparePodCreate(pod *v1.Pod) {
 }
 
 func preparePodUpdate(pod, old *v1.Pod) {
+	addDefaultTolerations(pod)
 	pod.Status = old.Status
 	bumpGeneration(pod, !apiequality.Semantic.DeepEqual(pod.Spec, old.Spec))
+}
+
+// defaultTolerationSeconds is the tolerationSeconds of the tolerations
+// addDefaultTolerations adds (upstream's --default-not-ready-toleration-seconds
+// and --default-unreachable-toleration-seconds).
+const defaultTolerationSeconds int64 = 300
+
+// addDefaultTolerations is upstream's DefaultTolerationSeconds admission
+// (on creates and updates): a pod that does not tolerate the
+// node.kubernetes.io/not-ready or unreachable NoExecute taints tolerates
+// them for 300 s, so that the node lifecycle controller's taints evict it
+// five minutes after its node fails.
+func addDefaultTolerations(pod *v1.Pod) {
+	notReady, unreachable := false, false
+	for _, t := range pod.Spec.Tolerations {
+		if t.Effect == v1.TaintEffectNoExecute || t.Effect == "" {
+			notReady = notReady || t.Key == v1.TaintNodeNotReady || t.Key == ""
+			unreachable = unreachable || t.Key == v1.TaintNodeUnreachable || t.Key == ""
+		}
+	}
+	for _, add := range []struct {
+		key  string
+		have bool
+	}{{v1.TaintNodeNotReady, notReady}, {v1.TaintNodeUnreachable, unreachable}} {
+		if !add.have {
+			seconds := defaultTolerationSeconds
+			pod.Spec.Tolerations = append(pod.Spec.Tolerations, v1.Toleration{
+				Key: add.key, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute, TolerationSeconds: &seconds,
+			})
+		}
+	}
 }
 
 // preparePodStatusUpdate keeps the spec and the owner references (old
