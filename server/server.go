@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -466,10 +467,17 @@ func apiAddress(cfg Config) netip.Addr {
 	return netip.MustParseAddr("127.0.0.1")
 }
 
-// newHandler serves the health endpoints, and the API on every other path.
+// newHandler serves the health endpoints, Go's profiles under
+// /debug/pprof/ (for admins, as kube-apiserver's --profiling gives them),
+// and the API on every other path.
 func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	ok := func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))

@@ -3,9 +3,11 @@
 // directory, times launch to /readyz, reads the server's memory idle, drives
 // it with client-go (ConfigMap creates at several concurrencies over JSON
 // and protobuf, GET and LIST latencies, watch fan-out), and reads the
-// memory again.
+// memory again. With -scenario controllers it measures the controllers
+// and the scheduler instead (controllers.go).
 //
 //	go build -o /tmp/labctl . && go run ./scripts/loadgen -labctl /tmp/labctl
+//	go run ./scripts/loadgen -labctl /tmp/labctl -scenario controllers
 package main
 
 import (
@@ -37,14 +39,20 @@ import (
 func main() {
 	labctl := flag.String("labctl", "labctl", "the labctl binary to start")
 	creates := flag.Int("creates", 3000, "ConfigMaps created per create run")
+	cpuProfile := flag.String("cpuprofile", "", "with -scenario controllers: write the server's CPU profile of the idle minute here")
+	scenario := flag.String("scenario", "api", "what to measure: api (the API server) or controllers (controllers and scheduler)")
 	flag.Parse()
-	if err := run(*labctl, *creates); err != nil {
+	if *scenario != "api" && *scenario != "controllers" {
+		fmt.Fprintf(os.Stderr, "loadgen: -scenario %q: use api or controllers\n", *scenario)
+		os.Exit(2)
+	}
+	if err := run(*labctl, *creates, *scenario, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(labctl string, creates int) error {
+func run(labctl string, creates int, scenario, cpuProfile string) error {
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
 		return err
@@ -78,6 +86,9 @@ func run(labctl string, creates int) error {
 	fmt.Printf("RSS idle: %s\n", rss(cmd.Process.Pid))
 
 	ctx := context.Background()
+	if scenario == "controllers" {
+		return controllerScenario(ctx, cfg, cmd.Process.Pid, cpuProfile)
+	}
 	for _, ct := range []string{"application/json", "application/vnd.kubernetes.protobuf"} {
 		for _, conc := range []int{1, 16} {
 			cs, err := client(cfg, ct, conc)
