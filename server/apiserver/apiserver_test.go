@@ -431,6 +431,52 @@ func TestBindingAndEviction(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("evicted pod: %v", err)
 	}
+
+	// A Ready pod evicted with its grace period stays, deleting, marked
+	// as the target of a disruption; the budget's one disruption is taken.
+	b, _ = cs.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "b", metav1.GetOptions{})
+	b.Status.DisruptionsAllowed, b.Status.DesiredHealthy, b.Status.CurrentHealthy = 1, 1, 1
+	if _, err := cs.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, b, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(name string, ready corev1.ConditionStatus) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "x"}},
+			Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		p, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
+		if _, err := cs.CoreV1().Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running("q", corev1.ConditionTrue)
+	if err := cs.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "default"}}); err != nil {
+		t.Fatalf("eviction of a ready pod: %v", err)
+	}
+	q, err := cs.CoreV1().Pods("default").Get(ctx, "q", metav1.GetOptions{})
+	if err != nil || q.DeletionTimestamp == nil {
+		t.Fatalf("evicted pod with a grace period: %v %v", q, err)
+	}
+	var marked bool
+	for _, c := range q.Status.Conditions {
+		marked = marked || (c.Type == corev1.DisruptionTarget && c.Reason == "EvictionByEvictionAPI" && c.Status == corev1.ConditionTrue)
+	}
+	if !marked {
+		t.Errorf("evicted pod's conditions %+v", q.Status.Conditions)
+	}
+	// The budget has no disruption left, but a pod that is not Ready goes
+	// while the budget is healthy without it (IfHealthyBudget).
+	running("u", corev1.ConditionFalse)
+	if err := cs.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "u", Namespace: "default"}}); err != nil {
+		t.Fatalf("eviction of an unready pod under a healthy budget: %v", err)
+	}
+	running("r", corev1.ConditionTrue)
+	if err := cs.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}}); !apierrors.IsTooManyRequests(err) {
+		t.Fatalf("eviction of a ready pod with no disruption left: %v", err)
+	}
 }
 
 func TestReviews(t *testing.T) {

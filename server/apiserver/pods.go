@@ -77,7 +77,8 @@ func setPodCondition(pod *corev1.Pod, cond corev1.PodCondition) {
 // evict is POST pods/<name>/eviction (kubectl drain): the pod is deleted
 // unless a PodDisruptionBudget that selects it allows no disruption now,
 // which is a 429 as upstream answers it. An allowed eviction takes one
-// from the budget's disruptionsAllowed.
+// from the budget's disruptionsAllowed, and marks the pod with the
+// DisruptionTarget condition (EvictionByEvictionAPI) before it deletes it.
 func (c *call) evict(name string) error {
 	data, err := readBody(c.r)
 	if err != nil {
@@ -96,9 +97,21 @@ func (c *call) evict(name string) error {
 		return err
 	}
 	pod := obj.(*corev1.Pod)
-	// Pods that have finished or are not running yet need no budget.
-	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed && pod.Status.Phase != corev1.PodPending {
+	// Pods that have finished, are not running yet or are going already
+	// need no budget.
+	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed && pod.Status.Phase != corev1.PodPending && pod.DeletionTimestamp == nil {
 		if err := c.s.takeDisruption(c, pod); err != nil {
+			return err
+		}
+	}
+	if pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+		_, err := c.res.store.Update(c.ctx, pod.Namespace, pod.Name, func(cur runtime.Object) (runtime.Object, error) {
+			p := cur.(*corev1.Pod)
+			setPodCondition(p, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+				Reason: "EvictionByEvictionAPI", Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(c.s.cfg.Now())})
+			return p, nil
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -141,6 +154,17 @@ func (s *Server) takeDisruption(c *call, pod *corev1.Pod) error {
 		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: policyv1.DisruptionBudgetCause, Message: fmt.Sprintf("The disruption budget %s needs %d healthy pods and has %d currently", pdb.Name, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy)})
 		return err
 	}
+	// A pod that is not Ready counts for nothing: it may go without
+	// taking a disruption when the budget says always, or (the default)
+	// while the budget is healthy without it.
+	if !podIsReady(pod) {
+		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p != nil && *p == policyv1.AlwaysAllow {
+			return nil
+		}
+		if pdb.Status.DesiredHealthy > 0 && pdb.Status.CurrentHealthy >= pdb.Status.DesiredHealthy {
+			return nil
+		}
+	}
 	if pdb.Status.ObservedGeneration < pdb.Generation {
 		return tooMany("Cannot evict pod as it would violate the pod's disruption budget.")
 	}
@@ -157,4 +181,13 @@ func (s *Server) takeDisruption(c *call, pod *corev1.Pod) error {
 		return p, nil
 	})
 	return err
+}
+
+func podIsReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
