@@ -1,25 +1,28 @@
 // Package server runs the labctl control plane: what `labctl server` starts.
 //
-// Today it is a skeleton that later issues fill in. Run prepares the data
-// directory, opens the datastore (package datastore: the embedded bbolt file
-// by default), creates or loads the cluster's certificates (package pki),
-// writes the admin kubeconfig to KubeconfigPath, pointing at
-// https://127.0.0.1:<port> as k3s does, and serves HTTPS on the API server's
-// address with the health endpoints only:
+// Run prepares the data directory, opens the datastore (package datastore:
+// the embedded bbolt file by default), creates or loads the cluster's
+// certificates (package pki), writes the admin kubeconfig to
+// KubeconfigPath, pointing at https://127.0.0.1:<port> as k3s does, and
+// serves HTTPS on the API server's address:
 //
 //	/healthz, /livez   "ok" while the process serves
 //	/readyz            "ok" once the datastore answers, 503 otherwise
+//	/version           the version, to anyone
+//	/debug/pprof/      Go's profiles, for admins
+//	everything else    the Kubernetes API (package apiserver)
 //
 // The TLS handshake asks for a client certificate signed by the cluster CA
 // without requiring one. Every path but /healthz, /livez, /readyz and
 // /version needs one (package authn): without it a request gets 401, and
-// with one outside system:masters, 403, each with kube-apiserver's Status
+// with one the authorizer refuses, 403, each with kube-apiserver's Status
 // body. The admin kubeconfig's certificate is system:admin in
 // system:masters.
 //
-// The Kubernetes API, the controllers, the add-ons and the embedded agent
-// are still to come; Config already carries their settings so that the
-// command line does not change as they arrive.
+// Once the API serves, Run starts the controller manager and the scheduler
+// (package controllers) as API clients over the loopback address with
+// their own certificates; they act only while this server holds the
+// kube-controller-manager Lease.
 //
 // # Layout on disk
 //
@@ -30,8 +33,8 @@
 //
 // # Lifecycle
 //
-// Run blocks until its context ends, then stops the HTTPS server (letting
-// requests in flight finish, for at most ShutdownTimeout), closes the
-// datastore and returns nil. It returns an error when it cannot start or
-// when serving fails.
+// Run blocks until its context ends, then stops the controllers, stops the
+// HTTPS server (letting requests in flight finish, for at most
+// ShutdownTimeout), closes the datastore and returns nil. It returns an
+// error when it cannot start or when serving fails.
 package server
