@@ -84,7 +84,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	rc := rest.CopyConfig(cfg.REST)
 	rc.UserAgent = "labctl-controller-manager"
-	rc.QPS, rc.Burst = 100, 200
+	// The API server is in this process: the client-side limits only
+	// keep a runaway loop from flooding it (kube-controller-manager's
+	// defaults, 20 and 30, would make a 1,000-replica rollout crawl).
+	rc.QPS, rc.Burst = 500, 1000
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
@@ -123,6 +126,19 @@ type schedulerLoop struct{ s *scheduler.Scheduler }
 func (schedulerLoop) name() string              { return "scheduler" }
 func (l schedulerLoop) run(ctx context.Context) { l.s.Run(ctx) }
 
+// schedulerClient is the scheduler's own client, as kube-scheduler has
+// one: its bindings must not wait behind the controllers' writes. It
+// falls back to cs when the configuration does not make a client.
+func schedulerClient(cfg *rest.Config, cs kubernetes.Interface) kubernetes.Interface {
+	rc := rest.CopyConfig(cfg)
+	rc.UserAgent = "labctl-scheduler"
+	rc.QPS, rc.Burst = 2000, 4000
+	if sc, err := kubernetes.NewForConfig(rc); err == nil {
+		return sc
+	}
+	return cs
+}
+
 // runAll starts the informers and every controller, and waits for them.
 func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, cfg Config) {
 	cfg.Logger.Info("controllers starting", "identity", cfg.Identity)
@@ -150,7 +166,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newStatefulSets(cs, f, recorder("statefulset-controller"), cfg.Logger),
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
 		// The scheduler runs under the controller manager's Lease for now.
-		schedulerLoop{scheduler.New(cs, f, recorder(scheduler.Name), cfg.Logger)},
+		schedulerLoop{scheduler.New(schedulerClient(cfg.REST, cs), f, recorder(scheduler.Name), cfg.Logger)},
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
 		cfg.Logger.Error("the garbage collector cannot start", "err", err)
