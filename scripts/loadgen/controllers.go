@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,11 @@ func controllerScenario(ctx context.Context, cfg *rest.Config, pid int, cpuProfi
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	base, err := idleCPU(pid, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("idle, empty cluster: server CPU %.2f%% of a core over 30s\n", base)
 	const nodes = 100
 	if err := registerNodes(ctx, cs, nodes); err != nil {
 		return err
@@ -60,7 +66,8 @@ func controllerScenario(ctx context.Context, cfg *rest.Config, pid int, cpuProfi
 	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	created, bound := map[string]bool{}, map[string]bool{}
+	created, bound := map[string]time.Time{}, map[string]bool{}
+	var waits latencies // each pod's creation (as the watch saw it) to its binding
 	var firstBound time.Duration
 	deadline := time.After(5 * time.Minute)
 	progress := time.NewTicker(5 * time.Second)
@@ -75,9 +82,12 @@ func controllerScenario(ctx context.Context, cfg *rest.Config, pid int, cpuProfi
 			if !isPod || ev.Type == watch.Deleted {
 				continue
 			}
-			created[p.Name] = true
+			if _, seen := created[p.Name]; !seen {
+				created[p.Name] = time.Now()
+			}
 			if p.Spec.NodeName != "" && !bound[p.Name] {
 				bound[p.Name] = true
+				waits = append(waits, time.Since(created[p.Name]))
 				if len(bound) == 1 {
 					firstBound = time.Since(start)
 				}
@@ -91,6 +101,8 @@ func controllerScenario(ctx context.Context, cfg *rest.Config, pid int, cpuProfi
 	total := time.Since(start)
 	fmt.Printf("Deployment of %d replicas on %d nodes, create to all pods bound: %v (first bound after %v; %.0f pods/s overall)\n",
 		replicas, nodes, total.Round(time.Millisecond), firstBound.Round(time.Millisecond), float64(replicas)/total.Seconds())
+	sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+	fmt.Printf("scheduling latency, pod created to bound: p50 %v p99 %v\n", waits.p(50).Round(time.Millisecond), waits.p(99).Round(time.Millisecond))
 
 	// Idle with the 1,000 pods, their ReplicaSet and Deployment, and the
 	// nodes' heartbeats.
@@ -118,11 +130,26 @@ func controllerScenario(ctx context.Context, cfg *rest.Config, pid int, cpuProfi
 	if err != nil {
 		return err
 	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
 	share := float64(after-before) / ticksPerSecond / window.Seconds() * 100
 	fmt.Printf("idle with %d pods and %d nodes heartbeating: server CPU %.2f%% of a core over %v; RSS %s\n",
 		replicas, nodes, share, window, rss(pid))
 	return nil
+}
+
+const ticksPerSecond = 100 // USER_HZ on Linux
+
+// idleCPU is the share of a core process pid uses over window, in percent.
+func idleCPU(pid int, window time.Duration) (float64, error) {
+	before, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(window)
+	after, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64(after-before) / ticksPerSecond / window.Seconds() * 100, nil
 }
 
 // registerNodes creates n Ready nodes and renews their Leases until ctx

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
@@ -92,4 +96,154 @@ func TestDeploymentRolloutAndRollback(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestDeploymentRollingUpdateBounds watches a rolling update with
+// maxSurge 1 and maxUnavailable 1 over 4 replicas: at no moment do the
+// ReplicaSets ask for more than 5 pods or are fewer than 3 pods Ready.
+// (As upstream, the bound is on what the ReplicaSets ask for: for the
+// instant between a new ReplicaSet's create and an old one's delete, a
+// sixth pod may exist.)
+func TestDeploymentRollingUpdateBounds(t *testing.T) {
+	cfg := startAPI(t)
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	runControllers(t, cfg, "server-a")
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node("n1", "16"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stsStartKubelet(t, cs, true)
+	labels := map[string]string{"app": "bounded"}
+	one := intstr.FromInt32(1)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "bounded"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](4),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &one, MaxUnavailable: &one}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1"}}}},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := func(image string) func() error {
+		return func() error {
+			got, err := cs.AppsV1().Deployments("default").Get(ctx, "bounded", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			st := got.Status
+			if got.Spec.Template.Spec.Containers[0].Image != image || st.ObservedGeneration != got.Generation ||
+				st.UpdatedReplicas != 4 || st.AvailableReplicas != 4 || st.Replicas != 4 {
+				return fmt.Errorf("status %+v", st)
+			}
+			return nil
+		}
+	}
+	eventually(t, "the first rollout", done("nginx:1"))
+
+	// Watch pods and ReplicaSets from here on, from a list of what is.
+	pods, specs := map[string]*corev1.Pod{}, map[string]int32{}
+	pl, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=bounded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pl.Items {
+		pods[pl.Items[i].Name] = &pl.Items[i]
+	}
+	rl, err := cs.AppsV1().ReplicaSets("default").List(ctx, metav1.ListOptions{LabelSelector: "app=bounded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rl.Items {
+		specs[rs.Name] = *rs.Spec.Replicas
+	}
+	pw, err := cs.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=bounded", ResourceVersion: pl.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Stop()
+	rw, err := cs.AppsV1().ReplicaSets("default").Watch(ctx, metav1.ListOptions{LabelSelector: "app=bounded", ResourceVersion: rl.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Stop()
+	maxPods, minReady, maxSpec := 0, 4, int32(0)
+	observe := func() {
+		existing, ready := 0, 0
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			existing++
+			if podReady(p) {
+				ready++
+			}
+		}
+		var sum int32
+		for _, n := range specs {
+			sum += n
+		}
+		maxPods, minReady, maxSpec = max(maxPods, existing), min(minReady, ready), max(maxSpec, sum)
+	}
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:2"}]}}}}`
+	if _, err := cs.AppsV1().Deployments("default").Patch(ctx, "bounded", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan error, 1)
+	go func() {
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if err = done("nginx:2")(); err == nil {
+				break
+			}
+		}
+		finished <- err
+	}()
+	for watching := true; watching; {
+		select {
+		case ev := <-pw.ResultChan():
+			if p, ok := ev.Object.(*corev1.Pod); ok {
+				if ev.Type == watch.Deleted {
+					delete(pods, p.Name)
+				} else {
+					pods[p.Name] = p
+				}
+			}
+		case ev := <-rw.ResultChan():
+			if rs, ok := ev.Object.(*appsv1.ReplicaSet); ok {
+				if ev.Type == watch.Deleted {
+					delete(specs, rs.Name)
+				} else {
+					specs[rs.Name] = *rs.Spec.Replicas
+				}
+			}
+		case err := <-finished:
+			if err != nil {
+				t.Fatalf("the rollout: %v", err)
+			}
+			watching = false
+		}
+		observe()
+	}
+	t.Logf("during the rollout: ReplicaSets asked for up to %d pods, %d existed, %d were Ready at the least", maxSpec, maxPods, minReady)
+	if maxSpec > 5 || minReady < 3 || maxPods > 6 {
+		t.Errorf("during the rollout: ReplicaSets asked for up to %d pods (at most 5) and %d existed, %d were Ready at the least (at least 3)",
+			maxSpec, maxPods, minReady)
+	}
+	if maxSpec < 5 {
+		t.Errorf("the rollout never surged: at most %d pods asked for", maxSpec)
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
