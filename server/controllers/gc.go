@@ -22,7 +22,9 @@ import (
 // kubectl delete), and drops owner references to owners that are gone
 // when others remain, as upstream's does. An owner missing from the cache
 // is looked up in the API before anything is deleted, since a new
-// owner's dependents can reach the cache first. Orphan and foreground
+// owner's dependents can reach the cache first, and the decision is made
+// again on the dependent as the API has it (its cached copy may lack an
+// owner added a moment ago), deleting only that version of it. Orphan and foreground
 // deletions are finished by the API server (server/apiserver).
 //
 // It watches the workload kinds that own or are owned in practice, listed
@@ -156,30 +158,36 @@ func (gc *garbageCollector) process(ctx context.Context, item gcItem) error {
 	if err != nil || m.GetDeletionTimestamp() != nil {
 		return err
 	}
-	refs := m.GetOwnerReferences()
-	var gone []types.UID
-	for _, ref := range refs {
-		present, err := gc.ownerPresent(ctx, ref, m.GetNamespace())
-		if err != nil {
-			return err
-		}
-		if !present {
-			gone = append(gone, ref.UID)
-		}
-	}
 	res := gc.dyn.Resource(item.gvr).Namespace(m.GetNamespace())
-	switch {
-	case len(gone) == 0:
+	gone, err := gc.goneOwners(ctx, m)
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	// The cache may be behind (an owner added a moment ago): decide on
+	// the object as the API has it now, as upstream's collector does, and
+	// delete only that version of it.
+	live, err := res.Get(ctx, m.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
 		return nil
-	case len(gone) == len(refs):
+	}
+	if err != nil {
+		return err
+	}
+	if live.GetUID() != m.GetUID() || live.GetDeletionTimestamp() != nil {
+		return nil
+	}
+	if gone, err = gc.goneOwners(ctx, live); err != nil || len(gone) == 0 {
+		return err
+	}
+	if len(gone) == len(live.GetOwnerReferences()) {
 		bg := metav1.DeletePropagationBackground
-		uid := m.GetUID()
-		err := res.Delete(ctx, m.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid}})
+		uid, rv := live.GetUID(), live.GetResourceVersion()
+		err := res.Delete(ctx, m.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 		if err == nil {
 			gc.log.Debug("deleted an object whose owners are gone", "resource", item.gvr.Resource, "object", item.key)
 		}
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil
+			return nil // gone, or changed: its update event brings it back
 		}
 		return err
 	}
@@ -193,6 +201,21 @@ func (gc *garbageCollector) process(ctx context.Context, item gcItem) error {
 		return nil
 	}
 	return err
+}
+
+// goneOwners lists the UIDs of m's owners that no longer exist.
+func (gc *garbageCollector) goneOwners(ctx context.Context, m metav1.Object) ([]types.UID, error) {
+	var gone []types.UID
+	for _, ref := range m.GetOwnerReferences() {
+		present, err := gc.ownerPresent(ctx, ref, m.GetNamespace())
+		if err != nil {
+			return nil, err
+		}
+		if !present {
+			gone = append(gone, ref.UID)
+		}
+	}
+	return gone, nil
 }
 
 // ownerPresent tells whether the owner ref names still exists with its
