@@ -21,13 +21,19 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	agentjoin "labctl/agent/join"
 	"labctl/agent/preflight"
 	"labctl/server"
 )
@@ -74,7 +80,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return fmt.Errorf("unknown command %q: the commands are server, agent, check, kubectl and version (see: labctl --help)", c.Args().First())
+				return fmt.Errorf("unknown command %q: the commands are server, agent, check, token, images, kubectl and version (see: labctl --help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -99,7 +105,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 			Before:       cmds.loadConfigFile,
 			Action:       cmds.check,
 			OnUsageError: usageError("check"),
-		}, kubectlCommand(), {
+		}, tokenCommand(cmds), imagesCommand(cmds), kubectlCommand(), {
 			Name:   "version",
 			Usage:  "print labctl's version and the Kubernetes version it targets",
 			Action: cmds.version,
@@ -190,12 +196,50 @@ func (cmds *commands) agent(c *cli.Context) error {
 		return err
 	}
 
-	msg := fmt.Sprintf("agent: the node agent (kubelet) is not built yet, so this machine cannot join %s "+
-		"(this version only checks the machine and the server)", cfg.Server)
+	joined := ""
+	if cfg.Token != "" && report.Count(preflight.Fail) == 0 {
+		path, err := joinCluster(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		fmt.Fprintf(cmds.stdout, "joined: this node's credentials (system:node:%s) are in %s\n", cfg.NodeName, path)
+		joined = "; its credentials are ready"
+	}
+	msg := fmt.Sprintf("agent: the node agent (kubelet) is not built yet, so this machine cannot run pods for %s "+
+		"(this version checks the machine and the server, and joins%s)", cfg.Server, joined)
 	if n := report.Count(preflight.Fail); n > 0 {
 		msg += fmt.Sprintf("; %s failed, see the fixes above", pluralChecks(n))
 	}
 	return errors.New(msg)
+}
+
+// joinCluster gets the node's certificate from the server with the join
+// token, writes the node's kubeconfig under the data directory, and
+// checks that the API accepts it.
+func joinCluster(ctx context.Context, cfg agentConfig) (string, error) {
+	creds, err := agentjoin.Join(ctx, cfg.Server, cfg.Token, cfg.NodeName)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(cfg.DataDir, "agent", "kubelet.kubeconfig")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := agentjoin.WriteKubeconfig(path, creds); err != nil {
+		return "", err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return "", err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", err
+	}
+	if _, err := cs.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("the API does not accept the node's new credentials: %w", err)
+	}
+	return path, nil
 }
 
 // checkServerHealth asks the server for /healthz and reports the outcome as

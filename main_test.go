@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"labctl/server"
+	"labctl/server/join"
+	"labctl/server/pki"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests, so
@@ -173,14 +175,20 @@ func TestProcessExitCodes(t *testing.T) {
 }
 
 func TestAgent(t *testing.T) {
-	healthy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprint(w, "ok")
-	}))
+	// A server that answers /healthz and the join paths, with a CA of
+	// its own.
+	certs, err := pki.Ensure(pki.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	mux.Handle("/", join.Handler(join.Config{CAPEM: certs.CA.CertPEM, Secret: "s3cret", Signer: certs}))
+	healthy := httptest.NewUnstartedServer(mux)
+	healthy.TLS = &tls.Config{Certificates: []tls.Certificate{certs.Serving.TLSCertificate()}}
+	healthy.StartTLS()
 	defer healthy.Close()
+	token := join.Token{CAHash: join.CAHash(certs.CA.CertPEM), Secret: "s3cret"}.String()
 	broken := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "datastore down", http.StatusInternalServerError)
 	}))
@@ -194,11 +202,11 @@ func TestAgent(t *testing.T) {
 		wantServer string // the server line of the report
 	}{{
 		name:       "server answers",
-		args:       []string{"-s", healthy.URL, "-t", "token"},
+		args:       []string{"-s", healthy.URL, "-t", token, "--node-name", "worker-1"},
 		wantServer: "[ OK ] server: " + healthy.URL + "/healthz answered ok",
 	}, {
 		name:       "server and token from the config file",
-		file:       "server: " + healthy.URL + "/\ntoken: abc\n",
+		file:       "server: " + healthy.URL + "/\ntoken: s3cret\nnode-name: worker-1\n",
 		wantServer: "[ OK ] server: " + healthy.URL + "/healthz answered ok",
 	}, {
 		name:       "server answers an error",
@@ -211,9 +219,12 @@ func TestAgent(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := run(t, nil, append([]string{"agent", "-c", configFile(t, tt.file)}, tt.args...)...)
+			res := run(t, nil, append([]string{"agent", "-c", configFile(t, tt.file), "--data-dir", t.TempDir()}, tt.args...)...)
 			if res.err == nil || !strings.Contains(res.err.Error(), "the node agent (kubelet) is not built yet") {
 				t.Errorf("labctl agent: err %v; want it to say the kubelet is not built yet", res.err)
+			}
+			if joins := strings.Contains(tt.wantServer, "[ OK ]"); joins != strings.Contains(res.stdout, "joined: this node's credentials (system:node:worker-1) are in ") {
+				t.Errorf("joined %v? report:\n%s", joins, res.stdout)
 			}
 			if !strings.Contains(res.stdout, "\n"+tt.wantServer) {
 				t.Errorf("report lacks %q:\n%s", tt.wantServer, res.stdout)
