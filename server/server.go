@@ -24,6 +24,7 @@ import (
 	"labctl/server/apiserver"
 	"labctl/server/authn"
 	"labctl/server/controllers"
+	"labctl/server/join"
 	"labctl/server/pki"
 )
 
@@ -306,14 +307,31 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("set up the certificates in %q: %w", tlsDir, err)
 	}
-	// Until RBAC: the admins, and labctl's own components.
-	authorizer := authn.AuthorizerUnion{authn.Masters{}, authn.Users{pki.ControllerManagerUser, pki.SchedulerUser}}
+	// Until RBAC: the admins, labctl's own components, and nodes (which
+	// upstream's Node authorizer will narrow to their own objects).
+	nodes := authn.AuthorizerFunc(func(_ context.Context, a authn.Attributes) (authn.Decision, string, error) {
+		if a.User != nil && slices.Contains(a.User.Groups, "system:nodes") {
+			return authn.DecisionAllow, "", nil
+		}
+		return authn.DecisionNoOpinion, "", nil
+	})
+	authorizer := authn.AuthorizerUnion{authn.Masters{}, authn.Users{pki.ControllerManagerUser, pki.SchedulerUser}, nodes,
+		// What upstream's default RBAC bindings give every authenticated
+		// user: discovery and "who am I" (kubectl auth whoami).
+		authn.AuthenticatedDefaults{}}
 	apiCtx, stopAPI := context.WithCancel(ctx)
+	// Service account tokens, with k3s's issuer and audiences.
+	saIssuer := "https://kubernetes.default.svc." + cfg.ClusterDomain
 	api, err := apiserver.New(apiCtx, apiserver.Config{
 		Store:       store,
 		ServiceCIDR: cfg.ServiceCIDR,
 		Authorizer:  authorizer,
-		Logger:      log.With("component", "apiserver"),
+		ServiceAccounts: apiserver.ServiceAccountConfig{
+			Key:          certs.ServiceAccountKey,
+			Issuer:       saIssuer,
+			APIAudiences: []string{saIssuer, "labctl"},
+		},
+		Logger: log.With("component", "apiserver"),
 	})
 	if err != nil {
 		stopAPI()
@@ -327,14 +345,28 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		api.Wait() // before the store closes (deferred above)
 	}()
 	handler, err := authn.NewHandler(authn.Config{
-		// Bearer tokens (service accounts) join the union in a later issue.
-		Authenticator: authn.Union{authn.X509{}},
+		// Client certificates first, then service account bearer tokens,
+		// as kube-apiserver orders them.
+		Authenticator: authn.Union{authn.X509{}, api.TokenAuthenticator()},
 		Authorizer:    authorizer,
 		Logger:        log.With("component", "authn"),
 	}, newHandler(store, api, log))
 	if err != nil {
 		return err
 	}
+
+	// Joining nodes have no certificate yet: the join paths answer
+	// before authentication, on the join token (package join).
+	secret, err := join.EnsureSecret(filepath.Join(cfg.DataDir, "server", "token"))
+	if err != nil {
+		return err
+	}
+	top := http.NewServeMux()
+	joinHandler := join.Handler(join.Config{CAPEM: certs.CA.CertPEM, Secret: secret, Signer: certs, Logger: log.With("component", "join")})
+	top.Handle(join.CACertsPath, joinHandler)
+	top.Handle(join.NodeCertificatePath, joinHandler)
+	top.Handle("/", handler)
+	handler = top
 
 	addr := netip.AddrPortFrom(cfg.BindAddress, uint16(cfg.HTTPSPort)).String()
 	network := "tcp" // "::" listens on IPv6 and IPv4
@@ -403,9 +435,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 					KeyData:  certs.ControllerManager.KeyPEM,
 				},
 			},
-			Identity: cfg.NodeName,
-			RootCA:   certs.CA.CertPEM,
-			Logger:   log.With("component", "controllers"),
+			Identity:          cfg.NodeName,
+			RootCA:            certs.CA.CertPEM,
+			ServiceAccountKey: certs.ServiceAccountKey,
+			Logger:            log.With("component", "controllers"),
+			ClusterCIDR:       cfg.ClusterCIDR,
 		})
 		if err != nil {
 			log.Error("controllers stopped", "err", err)

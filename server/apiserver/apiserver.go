@@ -48,6 +48,9 @@ type Config struct {
 	// Authorizer answers the access reviews (kubectl auth can-i); nil
 	// allows everything.
 	Authorizer authn.Authorizer
+	// ServiceAccounts signs and checks service account tokens (see
+	// serviceaccounts.go); its zero value serves no serviceaccounts/token.
+	ServiceAccounts ServiceAccountConfig
 	// Version is what /version reports (gitVersion), e.g. v1.37.2.
 	Version string
 	// Logger receives request errors; nil discards them.
@@ -69,6 +72,8 @@ type Server struct {
 	// openapi serves /openapi/v2 and /openapi/v3 for what reg holds.
 	openapi *openapi.Service
 	mux     *http.ServeMux
+	// saTokens issues and checks service account tokens.
+	saTokens *serviceAccountTokens
 }
 
 // New builds the API over cfg.Store and creates the namespaces every
@@ -93,6 +98,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ctx: ctx, reg: newRegistry()}
 	s.scheme, s.codecs, s.params = newScheme()
 	s.alloc.cidr = cfg.ServiceCIDR
+	if err := s.initServiceAccounts(); err != nil {
+		return nil, err
+	}
 	for _, r := range append(builtin(), reviewResources()...) {
 		if err := s.Add(r); err != nil {
 			return nil, err

@@ -389,6 +389,7 @@ func TestServiceAllocation(t *testing.T) {
 func TestBindingAndEviction(t *testing.T) {
 	cs := clients(t, start(t, memStore(t)))["protobuf"]
 	ctx := context.Background()
+	createServiceAccount(t, cs, "default", "default") // the service account controller's work
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "x"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {

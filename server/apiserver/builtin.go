@@ -45,7 +45,7 @@ func builtin() []*Resource {
 		core("ReplicationController", "replicationcontrollers", true, s("rc"), all, "status", "scale"),
 		core("ResourceQuota", "resourcequotas", true, s("quota"), nil, "status"),
 		core("Secret", "secrets", true, nil, nil),
-		core("ServiceAccount", "serviceaccounts", true, s("sa"), nil),
+		core("ServiceAccount", "serviceaccounts", true, s("sa"), nil, "token"),
 		core("Service", "services", true, s("svc"), all, "status"),
 
 		apps("ControllerRevision", "controllerrevisions", true, nil, nil),

@@ -108,6 +108,9 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, parts []
 			case "eviction":
 				ar.Group, ar.Version, ar.Kind = "policy", "v1", "Eviction"
 				ar.Verbs = []string{"create"}
+			case "token":
+				ar.Group, ar.Version, ar.Kind = "authentication.k8s.io", "v1", "TokenRequest"
+				ar.Verbs = []string{"create"}
 			case "approval":
 				ar.Verbs = []string{"get", "patch", "update"}
 			default:

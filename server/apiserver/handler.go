@@ -119,6 +119,8 @@ func (c *call) serve() error {
 		return c.bind(name)
 	case info.Verb == request.VerbCreate && info.Subresource == "eviction":
 		return c.evict(name)
+	case info.Verb == request.VerbCreate && info.Subresource == "token":
+		return c.createToken(name)
 	case info.Verb == request.VerbUpdate && name != "":
 		return c.update(name)
 	case info.Verb == request.VerbPatch && name != "":

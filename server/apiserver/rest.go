@@ -243,6 +243,9 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	if err := c.s.defaultLimits(c.ctx, obj); err != nil {
 		return nil, err
 	}
+	if err := c.s.admitServiceAccount(c.ctx, obj); err != nil {
+		return nil, err
+	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		// As upstream: addresses are allocated before validation, which
 		// expects them.

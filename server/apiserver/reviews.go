@@ -32,6 +32,7 @@ func reviewResources() []*Resource {
 		authz("SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
 		authz("SubjectAccessReview", "subjectaccessreviews", false),
 		{GVK: schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "SelfSubjectReview"}, Plural: "selfsubjectreviews", Verbs: create},
+		{GVK: schema.GroupVersionKind{Group: "authentication.k8s.io", Version: "v1", Kind: "TokenReview"}, Plural: "tokenreviews", Verbs: create},
 	}
 }
 
@@ -77,6 +78,10 @@ func (s *Server) review(r *Resource) reviewFunc {
 			rev.Status.Incomplete = true
 			rev.Status.EvaluationError = "only members of system:masters are authorized until RBAC is served"
 			return nil
+		}
+	case "TokenReview":
+		return func(ctx context.Context, obj runtime.Object) error {
+			return s.reviewToken(ctx, obj.(*authenticationv1.TokenReview))
 		}
 	case "SelfSubjectReview":
 		return func(ctx context.Context, obj runtime.Object) error {

@@ -33,7 +33,9 @@ func startAPI(t *testing.T) *rest.Config {
 		api.Wait()
 		ds.Close()
 	})
-	return &rest.Config{Host: srv.URL}
+	cfg := &rest.Config{Host: srv.URL}
+	defaultServiceAccount(t, cfg)
+	return cfg
 }
 
 // runControllers runs the manager until the test ends.

@@ -12,8 +12,10 @@ package controllers
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,6 +44,10 @@ type Config struct {
 	// RootCA is the cluster CA certificate (PEM) published in every
 	// namespace as the kube-root-ca.crt ConfigMap; empty skips it.
 	RootCA []byte
+	// ServiceAccountKey signs the tokens the tokens controller puts in
+	// Secrets of type kubernetes.io/service-account-token; nil leaves
+	// them empty.
+	ServiceAccountKey crypto.Signer
 	// Logger receives the controllers' logs; nil discards them.
 	Logger *slog.Logger
 	// LeaseDuration, RenewDeadline and RetryPeriod tune the Lease
@@ -61,6 +67,8 @@ type Config struct {
 	TerminatedPodGCThreshold int
 	// PodGCPeriod, PodGCQuarantine: pod GC's pass and wait for a missing node (defaults 20 s, 40 s).
 	PodGCPeriod, PodGCQuarantine time.Duration
+	// ClusterCIDR: the range node IPAM gives each Node a /24 of as its spec.podCIDR (default 10.42.0.0/16).
+	ClusterCIDR netip.Prefix
 }
 
 // controller is one loop: it registers its event handlers on the
@@ -151,6 +159,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 	}
 	ctrls := []controller{
 		newServiceAccounts(cs, f, cfg.Logger),
+		newServiceAccountTokens(cs, f, cfg),
 		newReplicaSets(cs, f, replicaSetSource(cs, f), recorder("replicaset-controller"), cfg.Logger),
 		newReplicaSets(cs, f, replicationControllerSource(cs, f), recorder("replication-controller"), cfg.Logger),
 		newDeployments(cs, f, recorder("deployment-controller"), cfg.Logger),
@@ -165,6 +174,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newDisruption(cs, f, recorder("controllermanager"), cfg.Logger),
 		newStatefulSets(cs, f, recorder("statefulset-controller"), cfg.Logger),
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
+		newNodeIPAM(cs, f, recorder("cidrAllocator"), cfg),
 		// The scheduler runs under the controller manager's Lease for now.
 		schedulerLoop{scheduler.New(schedulerClient(cfg.REST, cs), f, recorder(scheduler.Name), cfg.Logger)},
 	}

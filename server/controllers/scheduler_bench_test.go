@@ -159,6 +159,7 @@ func schedBenchAPI(tb testing.TB) (*rest.Config, func()) {
 		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(api)
+	defaultServiceAccount(tb, &rest.Config{Host: srv.URL, QPS: -1})
 	return &rest.Config{Host: srv.URL, QPS: -1}, func() {
 		srv.Close()
 		cancel()
