@@ -4,11 +4,16 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
+
+// conflictRetry is how soon an item whose write met a conflict is
+// synced again.
+const conflictRetry = 100 * time.Millisecond
 
 // runWorkers is every controller's loop: wait for the informers' caches,
 // then let workers goroutines take items off the queue and process them,
@@ -33,16 +38,20 @@ func runWorkers[T comparable](ctx context.Context, queue workqueue.TypedRateLimi
 				if quit {
 					return
 				}
-				if err := process(ctx, item); err != nil {
-					// A conflict only means the cache was behind: routine.
-					level := slog.LevelWarn
-					if apierrors.IsConflict(err) {
-						level = slog.LevelDebug
-					}
-					log.Log(ctx, level, "sync failed; retrying", "item", item, "err", err)
-					queue.AddRateLimited(item)
-				} else {
+				switch err := process(ctx, item); {
+				case err == nil:
 					queue.Forget(item)
+				case apierrors.IsConflict(err):
+					// A conflict only means the cache was behind: routine,
+					// and no reason to back off further and further (under
+					// load a run of them would otherwise park the item for
+					// many seconds). Try again shortly.
+					log.Debug("sync met a conflict; retrying", "item", item, "err", err)
+					queue.Forget(item)
+					queue.AddAfter(item, conflictRetry)
+				default:
+					log.Warn("sync failed; retrying", "item", item, "err", err)
+					queue.AddRateLimited(item)
 				}
 				queue.Done(item)
 			}
