@@ -235,6 +235,13 @@ func (c *deployments) createNewRS(ctx context.Context, d *appsv1.Deployment, rev
 	}
 	out, err := c.cs.AppsV1().ReplicaSets(d.Namespace).Create(ctx, rs, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
+		// Ours already, made by an earlier sync the cache has not shown
+		// yet: that is the new ReplicaSet (as upstream checks).
+		if have, gerr := c.cs.AppsV1().ReplicaSets(d.Namespace).Get(ctx, rs.Name, metav1.GetOptions{}); gerr == nil {
+			if ref := metav1.GetControllerOf(have); ref != nil && ref.UID == d.UID && sameTemplate(have, &d.Spec.Template) {
+				return have, nil
+			}
+		}
 		// A ReplicaSet of that name with another template: a hash
 		// collision. Count it so the next try gets another name.
 		up := d.DeepCopy()
