@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/errdefs"
+
+	"labctl/internal/atomicfile"
 )
 
 // DefaultWatchInterval is how often a Watcher looks at its folder.
@@ -140,7 +142,7 @@ func (w *Watcher) load() {
 func (w *Watcher) save() {
 	b, err := json.MarshalIndent(w.state, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(w.StateFile, append(b, '\n'), 0o644)
+		err = atomicfile.Write(w.StateFile, append(b, '\n'), 0o644)
 	}
 	if err != nil {
 		w.Logger.Warn("cannot record the imports", "file", w.StateFile, "err", err)

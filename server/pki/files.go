@@ -6,9 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 )
 
 // parseCert parses the first CERTIFICATE block of a PEM file.
@@ -70,45 +67,4 @@ func encodeKey(key crypto.Signer) ([]byte, error) {
 
 func pemEncode(blockType string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
-}
-
-// writeFileAtomic replaces path with data, with exactly mode: it writes a
-// temporary file in the same directory, syncs it and renames it over path,
-// so that readers and crashes see the old content or the new, never part.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-			err = fmt.Errorf("write %q: %w", path, err)
-		}
-	}()
-	// Chmod on the file, not the umask-dependent mode of a create.
-	if err := f.Chmod(mode.Perm()); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Make the rename itself durable.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
 }

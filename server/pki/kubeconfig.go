@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clientcmdlatest "k8s.io/client-go/tools/clientcmd/api/latest"
+
+	"labctl/internal/atomicfile"
 )
 
 // KubeconfigName is the name of the cluster, user and context in the
@@ -61,5 +63,5 @@ func WriteKubeconfig(path string, mode fs.FileMode, serverURL string, caPEM, cer
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create the directory of the kubeconfig %q: %w", path, err)
 	}
-	return writeFileAtomic(path, data, mode)
+	return atomicfile.Write(path, data, mode)
 }

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"labctl/internal/atomicfile"
 )
 
 // Defaults and fixed values.
@@ -323,10 +325,10 @@ func (i *issuer) createCA(certFile, keyFile string) (KeyPair, error) {
 	certPEM := encodeCert(der)
 	// The key first: a crash before the certificate is written leaves no
 	// CA, and the next start creates one again.
-	if err := writeFileAtomic(keyFile, keyPEM, keyMode); err != nil {
+	if err := atomicfile.Write(keyFile, keyPEM, keyMode); err != nil {
 		return KeyPair{}, err
 	}
-	if err := writeFileAtomic(certFile, certPEM, certMode); err != nil {
+	if err := atomicfile.Write(certFile, certPEM, certMode); err != nil {
 		return KeyPair{}, err
 	}
 	i.log.Info("created the cluster CA", "file", certFile, "subject", cert.Subject.CommonName, "not_after", cert.NotAfter)
@@ -456,10 +458,10 @@ func (i *issuer) issueLeaf(spec leafSpec, certFile, keyFile string) (KeyPair, er
 		return KeyPair{}, fmt.Errorf("parse the new certificate %q: %w", certFile, err)
 	}
 	certPEM := encodeCert(der)
-	if err := writeFileAtomic(keyFile, keyPEM, keyMode); err != nil {
+	if err := atomicfile.Write(keyFile, keyPEM, keyMode); err != nil {
 		return KeyPair{}, err
 	}
-	if err := writeFileAtomic(certFile, certPEM, certMode); err != nil {
+	if err := atomicfile.Write(certFile, certPEM, certMode); err != nil {
 		return KeyPair{}, err
 	}
 	return KeyPair{Cert: cert, Key: key, CertPEM: certPEM, KeyPEM: keyPEM, CertFile: certFile, KeyFile: keyFile}, nil
@@ -481,7 +483,7 @@ func (i *issuer) ensureServiceAccountKey() (crypto.Signer, error) {
 		if keyPEM, err = encodeKey(rsaKey); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(keyFile, keyPEM, keyMode); err != nil {
+		if err := atomicfile.Write(keyFile, keyPEM, keyMode); err != nil {
 			return nil, err
 		}
 		i.log.Info("created the service account signing key", "file", keyFile)
@@ -502,7 +504,7 @@ func (i *issuer) ensureServiceAccountKey() (crypto.Signer, error) {
 	}
 	pubPEM := pemEncode("PUBLIC KEY", pubDER)
 	if have, err := os.ReadFile(pubFile); err != nil || string(have) != string(pubPEM) {
-		if err := writeFileAtomic(pubFile, pubPEM, certMode); err != nil {
+		if err := atomicfile.Write(pubFile, pubPEM, certMode); err != nil {
 			return nil, err
 		}
 	}
