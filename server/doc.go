@@ -13,11 +13,12 @@
 //	everything else    the Kubernetes API (package apiserver)
 //
 // The TLS handshake asks for a client certificate signed by the cluster CA
-// without requiring one. Every path but /healthz, /livez, /readyz and
-// /version needs one (package authn): without it a request gets 401, and
-// with one the authorizer refuses, 403, each with kube-apiserver's Status
-// body. The admin kubeconfig's certificate is system:admin in
-// system:masters.
+// without requiring one. Every path but /healthz, /livez, /readyz,
+// /version and the join paths (/cacerts, /v1-labctl/node-certificate,
+// package join) needs one, or a service account's bearer token (package
+// authn): without either a request gets 401, and when the authorizer
+// refuses, 403, each with kube-apiserver's Status body. The admin
+// kubeconfig's certificate is system:admin in system:masters.
 //
 // Once the API serves, Run starts the controller manager and the scheduler
 // (package controllers) as API clients over the loopback address with
