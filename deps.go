@@ -7,9 +7,6 @@
 package main
 
 import (
-	_ "github.com/containerd/containerd"
-	_ "github.com/containernetworking/cni/libcni"
 	_ "github.com/coredns/coredns/core/dnsserver"
-	_ "github.com/vishvananda/netlink"
 	_ "go.etcd.io/etcd/client/v3"
 )
