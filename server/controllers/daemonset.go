@@ -125,18 +125,8 @@ func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 			}
 		},
 	})
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: all, UpdateFunc: func(_, o any) { all(o) }, DeleteFunc: all})
-	revision := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if cr, ok := obj.(*appsv1.ControllerRevision); ok {
-			if ref := metav1.GetControllerOfNoCopy(cr); ref != nil && ref.Kind == daemonSetKind.Kind {
-				c.queue.Add(cr.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	revInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: revision, UpdateFunc: func(_, o any) { revision(o) }, DeleteFunc: revision})
+	nodeInf.Informer().AddEventHandler(onAll(all))
+	revInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, daemonSetKind.Kind)))
 	return c
 }
 

@@ -71,18 +71,8 @@ func newDeployments(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 			c.queue.Add(key)
 		}
 	}
-	dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
-	owner := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if rs, ok := obj.(*appsv1.ReplicaSet); ok {
-			if ref := metav1.GetControllerOf(rs); ref != nil && ref.Kind == deploymentKind.Kind {
-				c.queue.Add(rs.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: owner, UpdateFunc: func(_, o any) { owner(o) }, DeleteFunc: owner})
+	dInf.Informer().AddEventHandler(onAll(enqueue))
+	rsInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, deploymentKind.Kind)))
 	return c
 }
 

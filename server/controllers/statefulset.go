@@ -93,7 +93,7 @@ func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory,
 			c.queue.Add(key)
 		}
 	}
-	setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	setInf.Informer().AddEventHandler(onAll(enqueue))
 	pod := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -114,17 +114,7 @@ func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory,
 		},
 		DeleteFunc: pod,
 	})
-	revision := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if cr, ok := obj.(*appsv1.ControllerRevision); ok {
-			if ref := metav1.GetControllerOfNoCopy(cr); ref != nil && ref.Kind == statefulSetKind.Kind {
-				c.queue.Add(cr.Namespace + "/" + ref.Name)
-			}
-		}
-	}
-	revInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: revision, UpdateFunc: func(_, o any) { revision(o) }, DeleteFunc: revision})
+	revInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, statefulSetKind.Kind)))
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -58,4 +59,28 @@ func runWorkers[T comparable](ctx context.Context, queue workqueue.TypedRateLimi
 		}()
 	}
 	wg.Wait()
+}
+
+// onAll is an informer event handler that calls fn with the object of
+// every add, update (the new object) and delete.
+func onAll(fn func(obj any)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{AddFunc: fn, UpdateFunc: func(_, obj any) { fn(obj) }, DeleteFunc: fn}
+}
+
+// enqueueController returns an event handler that queues the key
+// (namespace/name) of the object's controller when it is of kind: how a
+// workload controller hears of what it owns changing.
+func enqueueController(queue workqueue.TypedInterface[string], kind string) func(obj any) {
+	return func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		m, ok := obj.(metav1.Object)
+		if !ok {
+			return
+		}
+		if ref := metav1.GetControllerOfNoCopy(m); ref != nil && ref.Kind == kind {
+			queue.Add(m.GetNamespace() + "/" + ref.Name)
+		}
+	}
 }
