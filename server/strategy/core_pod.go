@@ -616,7 +616,7 @@ func validateContainers(containers []v1.Container, vols map[string]v1.VolumeSour
 		}
 		allErrs = append(allErrs, validateLivenessProbe(c.LivenessProbe, p.Child("livenessProbe"))...)
 		allErrs = append(allErrs, validateReadinessProbe(c.ReadinessProbe, p.Child("readinessProbe"))...)
-		allErrs = append(allErrs, validateStartupProbe(c.StartupProbe, p.Child("startupProbe"))...)
+		allErrs = append(allErrs, validateLivenessProbe(c.StartupProbe, p.Child("startupProbe"))...)
 		if c.RestartPolicy != nil {
 			allErrs = append(allErrs, field.Forbidden(p.Child("restartPolicy"), "may not be set for non-init containers"))
 		}
@@ -654,7 +654,7 @@ func validateInitContainers(containers, regular []v1.Container, vols map[string]
 			}
 			allErrs = append(allErrs, validateLivenessProbe(c.LivenessProbe, p.Child("livenessProbe"))...)
 			allErrs = append(allErrs, validateReadinessProbe(c.ReadinessProbe, p.Child("readinessProbe"))...)
-			allErrs = append(allErrs, validateStartupProbe(c.StartupProbe, p.Child("startupProbe"))...)
+			allErrs = append(allErrs, validateLivenessProbe(c.StartupProbe, p.Child("startupProbe"))...)
 		} else {
 			const msg = "may not be set for init containers without restartPolicy=Always"
 			if c.Lifecycle != nil {
@@ -1199,6 +1199,8 @@ func validateResizePolicy(policies []v1.ContainerResizePolicy, fldPath *field.Pa
 
 // --- probes and handlers ---
 
+// validateLivenessProbe checks a liveness or a startup probe: both must
+// succeed once to count.
 func validateLivenessProbe(p *v1.Probe, fldPath *field.Path) field.ErrorList {
 	if p == nil {
 		return nil
@@ -1217,17 +1219,6 @@ func validateReadinessProbe(p *v1.Probe, fldPath *field.Path) field.ErrorList {
 	allErrs := validateProbe(p, fldPath)
 	if p.TerminationGracePeriodSeconds != nil {
 		allErrs = append(allErrs, field.Invalid(fldPath.Child("terminationGracePeriodSeconds"), p.TerminationGracePeriodSeconds, "must not be set for readinessProbes"))
-	}
-	return allErrs
-}
-
-func validateStartupProbe(p *v1.Probe, fldPath *field.Path) field.ErrorList {
-	if p == nil {
-		return nil
-	}
-	allErrs := validateProbe(p, fldPath)
-	if p.SuccessThreshold != 1 {
-		allErrs = append(allErrs, field.Invalid(fldPath.Child("successThreshold"), p.SuccessThreshold, "must be 1"))
 	}
 	return allErrs
 }
