@@ -42,8 +42,19 @@ var (
 	resourceQuotasGVR = schema.GroupVersionResource{Version: "v1", Resource: "resourcequotas"}
 )
 
-// limitRanges lists the LimitRanges of namespace ns.
-func (s *Server) limitRanges(ctx context.Context, ns string) ([]corev1.LimitRange, error) {
+// limitRanges lists the LimitRanges that apply to obj, read once per
+// create for both of LimitRanger's halves: those of its namespace when it
+// is a pod or a claim, none otherwise.
+func (s *Server) limitRanges(ctx context.Context, obj runtime.Object) ([]corev1.LimitRange, error) {
+	var ns string
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		ns = o.Namespace
+	case *corev1.PersistentVolumeClaim:
+		ns = o.Namespace
+	default:
+		return nil, nil
+	}
 	r, ok := s.reg.get(limitRangesGVR)
 	if !ok {
 		return nil, nil
@@ -57,14 +68,10 @@ func (s *Server) limitRanges(ctx context.Context, ns string) ([]corev1.LimitRang
 
 // defaultLimits is LimitRanger's mutating half: containers of a new pod
 // get the Container defaults they lack.
-func (s *Server) defaultLimits(ctx context.Context, obj runtime.Object) error {
+func defaultLimits(obj runtime.Object, ranges []corev1.LimitRange) {
 	pod, ok := obj.(*corev1.Pod)
-	if !ok {
-		return nil
-	}
-	ranges, err := s.limitRanges(ctx, pod.Namespace)
-	if err != nil || len(ranges) == 0 {
-		return err
+	if !ok || len(ranges) == 0 {
+		return
 	}
 	var notes []string
 	apply := func(c *corev1.Container, what string) {
@@ -115,11 +122,10 @@ func (s *Server) defaultLimits(ctx context.Context, obj runtime.Object) error {
 		}
 		pod.Annotations[limitRangerAnnotation] = "LimitRanger plugin set: " + strings.Join(notes, "; ")
 	}
-	return nil
 }
 
 // checkLimits is LimitRanger's validating half.
-func (s *Server) checkLimits(ctx context.Context, gr schema.GroupResource, name string, obj runtime.Object) error {
+func checkLimits(gr schema.GroupResource, name string, obj runtime.Object, ranges []corev1.LimitRange) error {
 	var check func(item corev1.LimitRangeItem) []error
 	switch o := obj.(type) {
 	case *corev1.Pod:
@@ -149,11 +155,6 @@ func (s *Server) checkLimits(ctx context.Context, gr schema.GroupResource, name 
 		}
 	default:
 		return nil
-	}
-	m, _ := meta.Accessor(obj)
-	ranges, err := s.limitRanges(ctx, m.GetNamespace())
-	if err != nil {
-		return err
 	}
 	var errs []error
 	for _, lr := range ranges {

@@ -240,9 +240,11 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	c.res.strategy.Default(obj)
 	c.res.strategy.PrepareForCreate(obj)
 	c.s.prepareKind(c.res, obj)
-	if err := c.s.defaultLimits(c.ctx, obj); err != nil {
+	ranges, err := c.s.limitRanges(c.ctx, obj)
+	if err != nil {
 		return nil, err
 	}
+	defaultLimits(obj, ranges)
 	if err := c.s.admitServiceAccount(c.ctx, obj); err != nil {
 		return nil, err
 	}
@@ -257,6 +259,9 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	errs = append(errs, c.res.strategy.Validate(obj)...)
 	if len(errs) > 0 {
 		return nil, apierrors.NewInvalid(c.res.GVK.GroupKind(), m.GetName(), errs)
+	}
+	if err := checkLimits(c.res.GroupResource(), m.GetName(), obj, ranges); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -315,9 +320,6 @@ func (c *call) create() error {
 	return c.s.withServiceAllocation(c.res, func() error {
 		m, err := c.prepareCreate(obj)
 		if err != nil {
-			return err
-		}
-		if err := c.s.checkLimits(c.ctx, c.res.GroupResource(), m.GetName(), obj); err != nil {
 			return err
 		}
 		if err := c.s.chargeQuota(c.ctx, c.res.GroupResource(), m.GetName(), obj, dry); err != nil {
