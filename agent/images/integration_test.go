@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -30,10 +29,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	lcontainerd "labctl/agent/containerd"
+
+	"labctl/internal/testimage"
 )
 
 // testEnv is a containerd of the test's own, under a short temporary
@@ -96,46 +96,10 @@ func startContainerd(t *testing.T) *testEnv {
 // variant goes into a label, so that variants have different IDs.
 func busyboxImage(t *testing.T, variant string) v1.Image {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("no /bin/busybox")
+	img, err := testimage.Busybox(variant)
+	if errors.Is(err, testimage.ErrNoBusybox) {
+		t.Skip(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(1700000000, 0)
-	for _, d := range []string{"bin/", "tmp/", "etc/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mod})
-	}
-	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mod})
-	tw.Write(bb)
-	for _, applet := range []string{"sh", "ls", "cat", "echo", "sleep", "env"} {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777, ModTime: mod})
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Created = v1.Time{Time: mod}
-	cf.Config.Cmd = []string{"sh"}
-	cf.Config.Env = []string{"PATH=/bin"}
-	cf.Config.Labels = map[string]string{"labctl.test/variant": variant}
-	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
 	}
