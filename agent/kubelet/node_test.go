@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -16,30 +15,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
-	"labctl/datastore"
-	"labctl/server/apiserver"
+	"labctl/internal/apitest"
 )
 
 // startAPI serves the API over an in-memory store for the test.
 func startAPI(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	ds := datastore.NewMemory(datastore.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-		ds.Close()
-	})
-	return kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL})
+	return kubernetes.NewForConfigOrDie(apitest.Start(t))
 }
 
 func eventually(t *testing.T, what string, fn func() error) {

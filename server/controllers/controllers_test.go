@@ -2,8 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -12,28 +10,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"labctl/datastore"
-	"labctl/server/apiserver"
+	"labctl/internal/apitest"
 	"labctl/server/controllers"
 )
 
 // startAPI serves the API over an in-memory store on a test HTTP server.
 func startAPI(t *testing.T) *rest.Config {
 	t.Helper()
-	ds := datastore.NewMemory(datastore.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-		ds.Close()
-	})
-	cfg := &rest.Config{Host: srv.URL}
+	cfg := apitest.Start(t)
 	defaultServiceAccount(t, cfg)
 	return cfg
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -16,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"labctl/datastore"
+	"labctl/internal/apitest"
 	"labctl/server/apiserver"
 	"labctl/server/controllers"
 )
@@ -40,22 +38,9 @@ func TestServiceAccountTokenSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := datastore.NewMemory(datastore.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
-		ServiceAccounts: apiserver.ServiceAccountConfig{Key: key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-		ds.Close()
-	})
-	cfg := &rest.Config{Host: srv.URL}
+	cfg := apitest.Start(t, func(c *apiserver.Config) { c.ServiceAccounts = apiserver.ServiceAccountConfig{Key: key} })
 	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
 	ctrlCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
-	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -23,8 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
-	"labctl/datastore"
-	"labctl/server/apiserver"
+	"labctl/internal/apitest"
 	"labctl/server/scheduler"
 )
 
@@ -152,20 +149,10 @@ func TestSchedulerBenchmarkWorkload(t *testing.T) {
 
 // schedBenchAPI serves the API over an in-memory store.
 func schedBenchAPI(tb testing.TB) (*rest.Config, func()) {
-	ds := datastore.NewMemory(datastore.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	defaultServiceAccount(tb, &rest.Config{Host: srv.URL, QPS: -1})
-	return &rest.Config{Host: srv.URL, QPS: -1}, func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-		ds.Close()
-	}
+	cfg, stop := apitest.Serve(tb)
+	cfg.QPS = -1
+	defaultServiceAccount(tb, cfg)
+	return cfg, stop
 }
 
 // schedBenchCreate creates the nodes and pods, 16 at a time.
