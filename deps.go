@@ -10,3 +10,10 @@ import (
 	_ "github.com/coredns/coredns/core/dnsserver"
 	_ "go.etcd.io/etcd/client/v3"
 )
+
+// The kubelet's streaming server and the stats summary's types.
+import (
+	_ "k8s.io/cri-streaming/pkg/streaming/portforward"
+	_ "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	_ "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+)

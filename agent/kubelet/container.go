@@ -42,6 +42,8 @@ type runningContainer struct {
 	done           chan struct{} // closed when the exit is recorded and the task deleted
 	// fifoDir holds the FIFOs of the container's output.
 	fifoDir string
+	// podUID is the pod's, for the Exited callback.
+	podUID types.UID
 }
 
 // containerID is the ID of run restart of the pod's container name: 64
@@ -58,6 +60,13 @@ type startOptions struct {
 	PullSecrets  []images.PullSecret
 	// Events receives the image events for the pod.
 	Events func(images.Event)
+	// Env is the container's environment as the kubelet resolved it
+	// (valueFrom, envFrom, the services' variables), NAME=value entries
+	// in order; nil means the spec's plain values only.
+	Env []string
+	// Mounts are the container's volume mounts, beside the sandbox's
+	// managed /etc files.
+	Mounts []specs.Mount
 }
 
 // StartContainer makes sure of the container's image (by its pull
@@ -103,7 +112,7 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 		}
 	}()
 
-	env := containerEnv(c, sb)
+	env := containerEnv(c, sb, opts.Env)
 	args := expandAll(processArgs(ispec.Config.Entrypoint, ispec.Config.Cmd, c.Command, c.Args), env)
 	if len(args) == 0 {
 		return "", fmt.Errorf("container %s: no command given and the image has none", c.Name)
@@ -113,7 +122,7 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(env),
 		oci.WithHostname(sb.Hostname),
-		oci.WithMounts(r.sandboxMounts(sb)),
+		oci.WithMounts(append(r.sandboxMounts(sb), opts.Mounts...)),
 		oci.WithCgroup(filepath.Join(r.podCgroup(pod.UID), id)),
 		withOOMScoreAdj(oomScoreAdj(pod, r.cfg.MemoryCapacity, currentOOMScoreAdj())),
 	}
@@ -148,7 +157,7 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 		}
 	}()
 
-	rc := &runningContainer{log: clog, stdout: clog.stream("stdout"), stderr: clog.stream("stderr"), done: make(chan struct{})}
+	rc := &runningContainer{log: clog, stdout: clog.stream("stdout"), stderr: clog.stream("stderr"), done: make(chan struct{}), podUID: pod.UID}
 	// The FIFOs are made here rather than by cio.NewCreator, whose Close
 	// removes them: Close must leave them for the next agent to attach to.
 	rc.fifoDir = filepath.Join(r.cfg.Root, "fifo", id)
@@ -275,6 +284,9 @@ func (r *podRuntime) finish(ctx context.Context, cont ctrd.Container, rc *runnin
 	delete(r.running, cont.ID())
 	r.mu.Unlock()
 	close(rc.done)
+	if r.cfg.Exited != nil && rc.podUID != "" {
+		r.cfg.Exited(rc.podUID)
+	}
 }
 
 // recordExit writes the exit code, the time and whether the kernel
@@ -534,17 +546,20 @@ func processArgs(entrypoint, cmd, command, args []string) []string {
 }
 
 // containerEnv is the container's environment beyond the image's:
-// HOSTNAME (as containerd's CRI sets it) and the spec's env with values,
-// each expanded ($(VAR)) against the ones before it. valueFrom and
-// envFrom are yet to come.
-func containerEnv(c *corev1.Container, sb *sandbox) []string {
-	var out []string
-	vals := map[string]string{}
+// HOSTNAME (as containerd's CRI sets it), then resolved (the kubelet's
+// resolution of valueFrom, envFrom and the services' variables) when it
+// is not nil, else the spec's env with plain values, each expanded
+// ($(VAR)) against the ones before it.
+func containerEnv(c *corev1.Container, sb *sandbox, resolved []string) []string {
+	out := []string{"HOSTNAME=" + sb.Hostname}
+	if resolved != nil {
+		return append(out, resolved...)
+	}
+	vals := map[string]string{"HOSTNAME": sb.Hostname}
 	add := func(k, v string) {
 		vals[k] = v
 		out = append(out, k+"="+v)
 	}
-	add("HOSTNAME", sb.Hostname)
 	for _, e := range c.Env {
 		if e.ValueFrom != nil {
 			continue

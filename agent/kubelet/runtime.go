@@ -95,6 +95,9 @@ type runtimeConfig struct {
 	// MemoryCapacity is the node's memory in bytes, for the oom_score_adj
 	// of Burstable pods (0: read /proc/meminfo).
 	MemoryCapacity int64
+	// Exited, when set, is called (on the waiter's goroutine) after a
+	// container of the pod with the UID exited and its exit is recorded.
+	Exited func(podUID types.UID)
 	// Logger receives the runtime's messages (default: discarded).
 	Logger *slog.Logger
 }
@@ -229,7 +232,7 @@ func (r *podRuntime) adopt(ctx context.Context, cont ctrd.Container) error {
 	if err != nil {
 		return err
 	}
-	rc := &runningContainer{log: clog, stdout: clog.stream("stdout"), stderr: clog.stream("stderr"), done: make(chan struct{})}
+	rc := &runningContainer{log: clog, stdout: clog.stream("stdout"), stderr: clog.stream("stderr"), done: make(chan struct{}), podUID: types.UID(labels[labelPodUID])}
 	task, err := cont.Task(ctx, cio.NewAttach(cio.WithStreams(nil, rc.stdout, rc.stderr)))
 	if err != nil {
 		clog.Close()

@@ -339,6 +339,17 @@ func TestPodRuntime(t *testing.T) {
 	if !st.Ready || st.Running.StartedAt.IsZero() || st.ImageID == "" {
 		t.Errorf("running state: %+v", st)
 	}
+	// Exec: the container's environment, stdin to stdout, the exit code,
+	// the timeout.
+	var out, errb bytes.Buffer
+	code, err := rt.Exec(ctx, id, execOptions{Cmd: []string{"sh", "-c", "echo $GREETING; cat; echo bad >&2; exit 7"},
+		Stdin: strings.NewReader("from stdin\n"), Stdout: &out, Stderr: &errb})
+	if err != nil || code != 7 || out.String() != "world\nfrom stdin\n" || errb.String() != "bad\n" {
+		t.Errorf("exec: code %d err %v stdout %q stderr %q", code, err, out.String(), errb.String())
+	}
+	if _, err := rt.Exec(ctx, id, execOptions{Cmd: []string{"sleep", "10"}, Timeout: 200 * time.Millisecond}); !errors.Is(err, errExecTimeout) {
+		t.Errorf("exec past its timeout: %v", err)
+	}
 	// The container is in the pod's network namespace.
 	cont, err := rt.client.LoadContainer(ctx, id)
 	if err != nil {

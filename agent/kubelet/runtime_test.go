@@ -57,7 +57,7 @@ func TestExpand(t *testing.T) {
 	}
 	c := &corev1.Container{Env: []corev1.EnvVar{{Name: "A", Value: "a"}, {Name: "B", Value: "$(A)-$(HOSTNAME)"},
 		{Name: "C", ValueFrom: &corev1.EnvVarSource{}}}}
-	env := containerEnv(c, &sandbox{Hostname: "web"})
+	env := containerEnv(c, &sandbox{Hostname: "web"}, nil)
 	if want := []string{"HOSTNAME=web", "A=a", "B=a-web"}; !reflect.DeepEqual(env, want) {
 		t.Errorf("containerEnv = %v, want %v", env, want)
 	}
