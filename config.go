@@ -100,6 +100,7 @@ func serverFlags() []cli.Flag {
 		nodeIPFlag(),
 		sliceFlag("disable", "add-ons not to deploy: "+strings.Join(server.Addons, ", ")+" (traefik names ingress too); repeat or separate with commas"),
 		boolFlag("disable-agent", "run the control plane only, without a node on this machine"),
+		runtimeEndpointFlag(),
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: `datastore to use ("memory://" keeps it in memory, for tests)`,
 			DefaultText: "the embedded bbolt file in the data directory", EnvVars: []string{envVar("datastore-endpoint")}},
 		debugFlag(),
@@ -114,8 +115,17 @@ func agentFlags() []cli.Flag {
 		stringFlag("token", []string{"t"}, "", "token for joining the cluster"),
 		nodeNameFlag(),
 		nodeIPFlag(),
+		stringFlag("cluster-cidr", nil, server.DefaultClusterCIDR, "range of pod addresses (the server's --cluster-cidr)"),
+		stringFlag("cluster-dns", nil, server.DefaultClusterDNS, "cluster IP of the DNS service (the server's --cluster-dns)"),
+		stringFlag("cluster-domain", nil, server.DefaultClusterDomain, "the cluster's DNS domain (the server's --cluster-domain)"),
+		runtimeEndpointFlag(),
 		debugFlag(),
 	}
+}
+
+func runtimeEndpointFlag() cli.Flag {
+	return stringFlag("container-runtime-endpoint", nil, "",
+		"socket of a containerd to use instead of labctl's own, e.g. unix:///run/containerd/containerd.sock")
 }
 
 func checkFlags() []cli.Flag {
@@ -283,8 +293,15 @@ type agentConfig struct {
 	// NodeName is this machine's node name (default: the hostname in lower
 	// case).
 	NodeName string
-	// NodeIP is this machine's node address (default: none yet).
+	// NodeIP is this machine's node address (default: the address of the
+	// default route's interface).
 	NodeIP netip.Addr
+	// ClusterCIDR, ClusterDNS and ClusterDomain repeat the server's.
+	ClusterCIDR   netip.Prefix
+	ClusterDNS    netip.Addr
+	ClusterDomain string
+	// ContainerRuntimeEndpoint is a containerd to use ("": labctl's own).
+	ContainerRuntimeEndpoint string
 }
 
 // flagErrors collects what is wrong with the flags, to report all at once.
@@ -350,6 +367,11 @@ func agentConfigFrom(c *cli.Context) (agentConfig, error) {
 		Token:    c.String("token"),
 		NodeName: nodeName(c, &errs),
 		NodeIP:   parseAddr(c, &errs, "node-ip"),
+
+		ClusterCIDR:              parsePrefix(c, &errs, "cluster-cidr"),
+		ClusterDNS:               parseAddr(c, &errs, "cluster-dns"),
+		ClusterDomain:            c.String("cluster-domain"),
+		ContainerRuntimeEndpoint: c.String("container-runtime-endpoint"),
 	}
 	switch raw := c.String("server"); {
 	case raw == "":

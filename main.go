@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"labctl/agent"
 	agentjoin "labctl/agent/join"
 	"labctl/agent/preflight"
 	"labctl/server"
@@ -93,7 +94,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 			OnUsageError: usageError("server"),
 		}, {
 			Name:         "agent",
-			Usage:        "join this machine to a cluster as a node (not built yet: checks only)",
+			Usage:        "join this machine to a cluster as a node",
 			Flags:        agentFlags(),
 			Before:       cmds.loadConfigFile,
 			Action:       cmds.agent,
@@ -105,7 +106,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 			Before:       cmds.loadConfigFile,
 			Action:       cmds.check,
 			OnUsageError: usageError("check"),
-		}, tokenCommand(cmds), imagesCommand(cmds), kubectlCommand(), {
+		}, tokenCommand(cmds), imagesCommand(cmds), kubectlCommand(), killallCommand(cmds), uninstallCommand(cmds), {
 			Name:   "version",
 			Usage:  "print labctl's version and the Kubernetes version it targets",
 			Action: cmds.version,
@@ -162,6 +163,23 @@ func (cmds *commands) server(c *cli.Context) error {
 	}
 	log := cmds.logger(c)
 	cfg.Logger = log
+	if !cfg.NodeIP.IsValid() && !cfg.DisableAgent {
+		if cfg.NodeIP, err = agent.DefaultNodeIP(); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
+	if !cfg.DisableAgent {
+		endpoint := c.String("container-runtime-endpoint")
+		cfg.Agent = func(ctx context.Context, kubeconfig string) error {
+			return agent.Run(ctx, agent.Config{
+				DataDir: cfg.DataDir, Kubeconfig: kubeconfig,
+				NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ControlPlane: true,
+				ContainerRuntimeEndpoint: endpoint,
+				ClusterCIDR:              cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+				Logger: log.With("component", "agent"),
+			})
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -176,8 +194,8 @@ func (cmds *commands) server(c *cli.Context) error {
 	return nil
 }
 
-// agent checks the machine and the server, then stops: the node agent
-// (kubelet) is not built yet.
+// agent checks the machine and the server, joins the cluster and runs
+// this machine's node until SIGINT or SIGTERM.
 func (cmds *commands) agent(c *cli.Context) error {
 	cfg, err := agentConfigFrom(c)
 	if err != nil {
@@ -186,32 +204,44 @@ func (cmds *commands) agent(c *cli.Context) error {
 	log := cmds.logger(c)
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 
-	if cfg.Token == "" {
-		log.Warn("no --token given; joining will need one")
-	}
 	report := preflight.Run(preflight.Config{Ports: []int{kubeletPort}})
 	report = append(report, checkServerHealth(ctx, cfg.Server))
 	if _, err := report.WriteTo(cmds.stdout); err != nil {
 		return err
 	}
-
-	joined := ""
-	if cfg.Token != "" && report.Count(preflight.Fail) == 0 {
-		path, err := joinCluster(ctx, cfg)
-		if err != nil {
+	if n := report.Count(preflight.Fail); n > 0 {
+		return fmt.Errorf("agent: %s failed, see the fixes above", pluralChecks(n))
+	}
+	if cfg.Token == "" {
+		return errors.New("agent: --token is required: print it on the server with `labctl token`")
+	}
+	path, err := joinCluster(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	fmt.Fprintf(cmds.stdout, "joined: this node's credentials (system:node:%s) are in %s\n", cfg.NodeName, path)
+	if !cfg.NodeIP.IsValid() {
+		if cfg.NodeIP, err = agent.DefaultNodeIP(); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
-		fmt.Fprintf(cmds.stdout, "joined: this node's credentials (system:node:%s) are in %s\n", cfg.NodeName, path)
-		joined = "; its credentials are ready"
 	}
-	msg := fmt.Sprintf("agent: the node agent (kubelet) is not built yet, so this machine cannot run pods for %s "+
-		"(this version checks the machine and the server, and joins%s)", cfg.Server, joined)
-	if n := report.Count(preflight.Fail); n > 0 {
-		msg += fmt.Sprintf("; %s failed, see the fixes above", pluralChecks(n))
+	log.Info("starting labctl agent", "version", version, "server", cfg.Server.String(), "node-name", cfg.NodeName, "node-ip", cfg.NodeIP)
+	err = runAgent(ctx, agent.Config{
+		DataDir: cfg.DataDir, Kubeconfig: path, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
+		ClusterCIDR:              cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		Logger: log.With("component", "agent"),
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("agent: %w", err)
 	}
-	return errors.New(msg)
+	return nil
 }
+
+// runAgent runs the node; tests replace it.
+var runAgent = agent.Run
 
 // joinCluster gets the node's certificate from the server with the join
 // token, writes the node's kubeconfig under the data directory, and

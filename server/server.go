@@ -2,7 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -116,6 +121,12 @@ type Config struct {
 	// Ready, when not nil, is called once with the address the HTTPS server
 	// listens on, as soon as it accepts connections (default nil).
 	Ready func(addr net.Addr)
+	// Agent, when not nil and DisableAgent is false, runs this machine's
+	// node once the API answers, until ctx ends; kubeconfig is the node's
+	// (system:node:<NodeName>, written under DataDir/agent). The server
+	// does not import the agent: main wires it, and the agent reaches the
+	// API as any other node does.
+	Agent func(ctx context.Context, kubeconfig string) error
 }
 
 // withDefaults fills in zero values.
@@ -326,6 +337,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		Store:       store,
 		ServiceCIDR: cfg.ServiceCIDR,
 		Authorizer:  authorizer,
+		// The API server's identity towards the kubelets.
+		KubeletClientCert: certs.KubeletClient.TLSCertificate(),
 		ServiceAccounts: apiserver.ServiceAccountConfig{
 			Key:          certs.ServiceAccountKey,
 			Issuer:       saIssuer,
@@ -452,6 +465,27 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr())
 	}
+	agentDone := make(chan struct{})
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	if cfg.Agent != nil && !cfg.DisableAgent {
+		path, err := writeNodeKubeconfig(cfg, certs, pki.LocalServerURL(cfg.BindAddress, port))
+		if err != nil {
+			return fmt.Errorf("the node's credentials: %w", err)
+		}
+		go func() {
+			defer close(agentDone)
+			if err := cfg.Agent(agentCtx, path); err != nil && agentCtx.Err() == nil {
+				log.Error("the node agent stopped; this machine runs no pods (see the messages above)", "err", err)
+			}
+		}()
+	} else {
+		close(agentDone)
+	}
+	defer func() {
+		stopAgent()
+		<-agentDone
+	}()
 
 	select {
 	case err := <-served:
@@ -461,6 +495,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	log.Info("server stopping")
+	// The node first: it posts its last words through the API.
+	stopAgent()
+	<-agentDone
 	// The controllers first, while the API still answers them (the Lease
 	// is released).
 	stopControllers()
@@ -535,4 +572,31 @@ func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) h
 		ok(w, r)
 	})
 	return mux
+}
+
+// writeNodeKubeconfig gives this machine's node its credentials, as a
+// joining node gets them: a client certificate for system:node:<name> in
+// group system:nodes, in DataDir/agent/kubelet.kubeconfig.
+func writeNodeKubeconfig(cfg Config, certs *pki.PKI, url string) (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	certPEM, err := certs.SignClient(key.Public(), "system:node:"+cfg.NodeName, []string{"system:nodes"})
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	path := filepath.Join(cfg.DataDir, "agent", "kubelet.kubeconfig")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := pki.WriteKubeconfig(path, 0o600, url, certs.CA.CertPEM, certPEM, keyPEM); err != nil {
+		return "", err
+	}
+	return path, nil
 }

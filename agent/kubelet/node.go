@@ -89,6 +89,18 @@ type NodeAgent struct {
 
 	lastPosted time.Time
 	lastReady  *bool
+	// changed asks for a status check now (Changed).
+	changed chan struct{}
+}
+
+// Changed tells the agent that what its Ready func says may have changed,
+// so that the node's status is checked at once rather than at the next
+// StatusInterval.
+func (a *NodeAgent) Changed() {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
 }
 
 // NewNodeAgent reads the machine and makes the agent; Run registers.
@@ -120,7 +132,7 @@ func NewNodeAgent(cs kubernetes.Interface, cfg NodeConfig) (*NodeAgent, error) {
 	}
 	m.info.ContainerRuntimeVersion = cfg.RuntimeVersion
 	m.info.KubeletVersion = cfg.KubeletVersion
-	return &NodeAgent{cs: cs, cfg: cfg, m: m}, nil
+	return &NodeAgent{cs: cs, cfg: cfg, m: m, changed: make(chan struct{}, 1)}, nil
 }
 
 // Run registers the node, then keeps its Lease and status until ctx
@@ -152,6 +164,8 @@ func (a *NodeAgent) Run(ctx context.Context) error {
 		case <-lease.C:
 			a.renewLease(ctx)
 		case <-status.C:
+			a.postStatus(ctx, false)
+		case <-a.changed:
 			a.postStatus(ctx, false)
 		}
 	}

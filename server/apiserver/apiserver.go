@@ -11,10 +11,14 @@
 // resource's storage.Store, and encodes the answer in the format the client
 // asked for: JSON, YAML, protobuf, or a Table for kubectl get. Every error
 // leaves as a metav1.Status with upstream's code and reason.
+//
+// Logs, exec, attach, port-forward and the node proxy go on to the
+// kubelet of the pod's node (podstream.go).
 package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,6 +55,14 @@ type Config struct {
 	// ServiceAccounts signs and checks service account tokens (see
 	// serviceaccounts.go); its zero value serves no serviceaccounts/token.
 	ServiceAccounts ServiceAccountConfig
+	// KubeletClientCert is the client certificate the API server shows
+	// kubelets for logs, exec, attach, port-forward and the node proxy
+	// (server/pki's kube-apiserver-kubelet-client); zero: none.
+	KubeletClientCert tls.Certificate
+	// Kubelets reaches the kubelets (see podstream.go); nil: over TLS with
+	// KubeletClientCert, not verifying the kubelets' self-signed serving
+	// certificates, as kube-apiserver without --kubelet-certificate-authority.
+	Kubelets Kubelets
 	// Version is what /version reports (gitVersion), e.g. v1.37.2.
 	Version string
 	// Logger receives request errors; nil discards them.
@@ -74,6 +86,9 @@ type Server struct {
 	mux     *http.ServeMux
 	// saTokens issues and checks service account tokens.
 	saTokens *serviceAccountTokens
+	// kubelets carries logs, exec, attach, port-forward and the node
+	// proxy to the kubelets.
+	kubelets *kubeletClient
 }
 
 // New builds the API over cfg.Store and creates the namespaces every
@@ -98,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ctx: ctx, reg: newRegistry()}
 	s.scheme, s.codecs, s.params = newScheme()
 	s.alloc.cidr = cfg.ServiceCIDR
+	s.kubelets = newKubeletClient(ctx, cfg)
 	if err := s.initServiceAccounts(); err != nil {
 		return nil, err
 	}

@@ -113,6 +113,12 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, parts []
 				ar.Verbs = []string{"create"}
 			case "approval":
 				ar.Verbs = []string{"get", "patch", "update"}
+			case "exec", "attach", "portforward":
+				ar.Kind = map[string]string{"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}[sub]
+				ar.Verbs = []string{"create", "get"}
+			case "proxy":
+				ar.Kind = res.GVK.Kind + "ProxyOptions"
+				ar.Verbs = []string{"create", "delete", "get", "patch", "update"}
 			default:
 				ar.Verbs = []string{"get"}
 			}

@@ -94,6 +94,9 @@ func (c *call) serve() error {
 	if info.Subresource != "" && !res.hasSubresource(info.Subresource) {
 		return notFoundPath(c.r)
 	}
+	if kubeletSubresource(res, info.Subresource) {
+		return c.serveKubelet() // podstream.go
+	}
 	if !res.allows(info.Verb) {
 		return apierrors.NewMethodNotSupported(res.GroupResource(), info.Verb)
 	}

@@ -12,6 +12,10 @@
 //	client-scheduler.crt, .key       CN system:kube-scheduler
 //	client-kube-proxy.crt, .key      CN system:kube-proxy
 //	client-kubelet.crt, .key         CN system:node:<node name>, O system:nodes
+//	kube-apiserver-kubelet-client.crt, .key
+//	                                 CN kube-apiserver-kubelet-client, O
+//	                                 system:masters: the API server towards the
+//	                                 kubelets (logs, exec, port-forward)
 //	service.key, service.pub         RSA 2048 key pair that signs service
 //	                                 account tokens
 //

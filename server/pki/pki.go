@@ -51,6 +51,9 @@ const (
 	KubeProxyUser         = "system:kube-proxy"
 	NodeUserPrefix        = "system:node:"
 	NodesGroup            = "system:nodes"
+	// KubeletClientUser is the API server's user when it calls kubelets
+	// (logs, exec, attach, port-forward, the node proxy), in MastersGroup.
+	KubeletClientUser = "kube-apiserver-kubelet-client"
 )
 
 // File names in Config.Dir: each key pair NAME is NAME.crt and NAME.key.
@@ -62,6 +65,7 @@ const (
 	SchedulerName         = "client-scheduler"
 	KubeProxyName         = "client-kube-proxy"
 	KubeletName           = "client-kubelet"
+	KubeletClientName     = "kube-apiserver-kubelet-client"
 	ServiceAccountKeyFile = "service.key"
 	ServiceAccountPubFile = "service.pub"
 )
@@ -152,6 +156,9 @@ type PKI struct {
 	// Kubelet is system:node:<node name> in system:nodes; zero when
 	// Config.NodeName is empty.
 	Kubelet KeyPair
+	// KubeletClient is kube-apiserver-kubelet-client in system:masters:
+	// the API server's certificate towards the kubelets.
+	KubeletClient KeyPair
 	// ServiceAccountKey signs service account tokens; its public half is
 	// in ServiceAccountPubFile.
 	ServiceAccountKey crypto.Signer
@@ -199,6 +206,7 @@ func Ensure(cfg Config) (*PKI, error) {
 		{&p.ControllerManager, leafSpec{name: ControllerManagerName, cn: ControllerManagerUser}},
 		{&p.Scheduler, leafSpec{name: SchedulerName, cn: SchedulerUser}},
 		{&p.KubeProxy, leafSpec{name: KubeProxyName, cn: KubeProxyUser}},
+		{&p.KubeletClient, leafSpec{name: KubeletClientName, cn: KubeletClientUser, orgs: []string{MastersGroup}}},
 	}
 	if cfg.NodeName != "" {
 		leaves = append(leaves, leaf{&p.Kubelet, leafSpec{name: KubeletName, cn: NodeUserPrefix + cfg.NodeName, orgs: []string{NodesGroup}}})

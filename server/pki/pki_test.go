@@ -76,6 +76,7 @@ var allFiles = []string{
 	"client-kube-proxy.crt", "client-kube-proxy.key",
 	"client-kubelet.crt", "client-kubelet.key",
 	"client-scheduler.crt", "client-scheduler.key",
+	"kube-apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client.key",
 	"server-ca.crt", "server-ca.key",
 	"service.key", "service.pub",
 	"serving-kube-apiserver.crt", "serving-kube-apiserver.key",
@@ -145,6 +146,7 @@ func TestEnsureFirstStart(t *testing.T) {
 		{"client-scheduler", p.Scheduler, "system:kube-scheduler", nil, false},
 		{"client-kube-proxy", p.KubeProxy, "system:kube-proxy", nil, false},
 		{"client-kubelet", p.Kubelet, "system:node:node-1", []string{"system:nodes"}, false},
+		{"kube-apiserver-kubelet-client", p.KubeletClient, "kube-apiserver-kubelet-client", []string{"system:masters"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -225,6 +227,7 @@ func TestEnsureIssuesAgain(t *testing.T) {
 		"client-admin.crt", "client-admin.key", "client-controller.crt", "client-controller.key",
 		"client-kube-proxy.crt", "client-kube-proxy.key", "client-kubelet.crt", "client-kubelet.key",
 		"client-scheduler.crt", "client-scheduler.key",
+		"kube-apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client.key",
 	}
 	base := pki.Config{NodeName: "node-1", IPs: []netip.Addr{netip.MustParseAddr("192.168.1.10")}}
 	tests := []struct {
