@@ -212,7 +212,9 @@ func Run(ctx context.Context, cfg Config) error {
 		StaticPodDir: filepath.Join(agentDir, "pod-manifests"),
 		Containerd:   runtime.Client(), Images: im, Network: n,
 		Root: agentDir, ClusterDNS: []string{cfg.ClusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
-		Recorder: recorder, Logger: log.With("component", "kubelet"),
+		Allocatable: node.Allocatable(),
+		ClientCA:    rc.TLSClientConfig.CAData,
+		Recorder:    recorder, Logger: log.With("component", "kubelet"),
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -81,6 +81,7 @@ type cluster struct {
 	kubeconfig string
 	addr       string // 127.0.0.1:port
 	client     *http.Client
+	args       []string // the server's command line
 	cmd        *exec.Cmd
 	stderr     *syncBuffer
 	exited     chan struct{} // closed when the process has exited
@@ -115,9 +116,26 @@ func startCluster(t *testing.T) *cluster {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
+	return startClusterWith(t, clusterOptions{})
+}
+
+// clusterOptions say how startClusterWith starts the server.
+type clusterOptions struct {
+	// agent runs the server with its node (the embedded agent), as
+	// `labctl server` does by default.
+	agent bool
+	// prepare is called with the data directory before the start.
+	prepare func(dataDir string)
+}
+
+func startClusterWith(t *testing.T, opts clusterOptions) *cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := tryStartCluster(t)
+		c, err := tryStartCluster(t, opts)
 		if err == nil {
 			t.Cleanup(func() { c.checkHealthy(t) })
 			return c
@@ -131,7 +149,7 @@ func startCluster(t *testing.T) *cluster {
 	return nil
 }
 
-func tryStartCluster(t *testing.T) (*cluster, error) {
+func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 	dir := t.TempDir()
 	port, err := freePort()
 	if err != nil {
@@ -142,34 +160,26 @@ func tryStartCluster(t *testing.T) (*cluster, error) {
 		kubeconfig: filepath.Join(dir, "kubeconfig"),
 		addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		stderr:     &syncBuffer{},
-		exited:     make(chan struct{}),
 	}
 	// The machine's /etc/labctl/config.yaml and LABCTL_* variables must
 	// not change the server under test: an explicit config file of our
 	// own, and no LABCTL_ variables.
-	config := writeFile(t, dir, "config.yaml", "disable-agent: true\n")
-	c.cmd = exec.Command(labctlBin, "server", "--disable-agent",
-		"--config", config,
+	c.args = []string{"server",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--write-kubeconfig", c.kubeconfig,
 		"--https-listen-port", strconv.Itoa(port),
-		"--bind-address", "127.0.0.1")
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "LABCTL_") {
-			c.cmd.Env = append(c.cmd.Env, e)
-		}
+		"--bind-address", "127.0.0.1"}
+	if opts.agent {
+		c.args = append(c.args, "--config", writeFile(t, dir, "config.yaml", "\n"), "--node-name", nodeName)
+	} else {
+		c.args = append(c.args, "--disable-agent", "--config", writeFile(t, dir, "config.yaml", "disable-agent: true\n"))
 	}
-	c.cmd.Stdout = c.stderr
-	c.cmd.Stderr = c.stderr
-	// Should the test binary die, the server goes with it.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	if opts.prepare != nil {
+		opts.prepare(filepath.Join(dir, "data"))
+	}
+	if err := c.start(); err != nil {
 		return nil, err
 	}
-	go func() {
-		c.exitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
 	t.Cleanup(func() {
 		c.stop(t)
 		if t.Failed() {
@@ -181,6 +191,32 @@ func tryStartCluster(t *testing.T) (*cluster, error) {
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, c.stderr.String())
 	}
 	return c, nil
+}
+
+// start starts the server process with c.args.
+func (c *cluster) start() error {
+	c.cmd = exec.Command(labctlBin, c.args...)
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "LABCTL_") {
+			c.cmd.Env = append(c.cmd.Env, e)
+		}
+	}
+	c.cmd.Stdout = c.stderr
+	c.cmd.Stderr = c.stderr
+	// Should the test binary die, the server goes with it.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.exited = make(chan struct{})
+	if err := c.cmd.Start(); err != nil {
+		return err
+	}
+	exited := c.exited
+	cmd := c.cmd
+	go func() {
+		err := cmd.Wait()
+		c.exitErr = err
+		close(exited)
+	}()
+	return nil
 }
 
 // stop ends the server: SIGTERM, then SIGKILL after 20 s. It is safe to

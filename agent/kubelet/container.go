@@ -44,6 +44,9 @@ type runningContainer struct {
 	fifoDir string
 	// podUID is the pod's, for the Exited callback.
 	podUID types.UID
+	// attach is its stdin and attached clients (attach.go); set under
+	// the runtime's mu.
+	attach *attachIO
 }
 
 // containerID is the ID of run restart of the pod's container name: 64
@@ -129,6 +132,9 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	if c.WorkingDir != "" {
 		specOpts = append(specOpts, oci.WithProcessCwd(c.WorkingDir))
 	}
+	if c.TTY {
+		specOpts = append(specOpts, oci.WithTTY)
+	}
 	specOpts = append(specOpts, namespaceOpts(sb)...)
 	specOpts = append(specOpts, resourceOpts(c)...)
 	specOpts = append(specOpts, securityOpts(pod, c)...)
@@ -158,6 +164,12 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	}()
 
 	rc := &runningContainer{log: clog, stdout: clog.stream("stdout"), stderr: clog.stream("stderr"), done: make(chan struct{}), podUID: pod.UID}
+	stdin := newAttachIO(rc, c.Stdin, c.StdinOnce, c.TTY)
+	defer func() {
+		if err != nil {
+			rc.attach.close()
+		}
+	}()
 	// The FIFOs are made here rather than by cio.NewCreator, whose Close
 	// removes them: Close must leave them for the next agent to attach to.
 	rc.fifoDir = filepath.Join(r.cfg.Root, "fifo", id)
@@ -165,11 +177,14 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 		if err := os.MkdirAll(rc.fifoDir, 0o700); err != nil {
 			return nil, err
 		}
-		fifos := cio.NewFIFOSet(cio.Config{
-			Stdout: filepath.Join(rc.fifoDir, "stdout"),
-			Stderr: filepath.Join(rc.fifoDir, "stderr"),
-		}, nil)
-		return cio.NewAttach(cio.WithStreams(nil, rc.stdout, rc.stderr))(fifos)
+		fc := cio.Config{Stdout: filepath.Join(rc.fifoDir, "stdout"), Terminal: c.TTY}
+		if !c.TTY {
+			fc.Stderr = filepath.Join(rc.fifoDir, "stderr")
+		}
+		if stdin != nil {
+			fc.Stdin = filepath.Join(rc.fifoDir, "stdin")
+		}
+		return cio.NewAttach(cio.WithStreams(stdin, rc.stdout, rc.stderr))(cio.NewFIFOSet(fc, nil))
 	}
 	task, err := cont.NewTask(ctx, creator)
 	if err != nil {
@@ -282,7 +297,9 @@ func (r *podRuntime) finish(ctx context.Context, cont ctrd.Container, rc *runnin
 	rc.log.Close()
 	r.mu.Lock()
 	delete(r.running, cont.ID())
+	attached := rc.attach
 	r.mu.Unlock()
+	attached.close()
 	close(rc.done)
 	if r.cfg.Exited != nil && rc.podUID != "" {
 		r.cfg.Exited(rc.podUID)

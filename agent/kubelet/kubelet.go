@@ -102,9 +102,16 @@ type Config struct {
 	// ClusterDNS and ClusterDomain go into the pods' resolv.conf.
 	ClusterDNS    []string
 	ClusterDomain string
+	// ServerAddr is where the kubelet's HTTPS endpoint (logs, exec,
+	// attach, port-forward, stats) listens (default ":10250"); ClientCA
+	// is the PEM of the CA its clients' certificates must come from (the
+	// cluster CA). No ClientCA: no endpoint.
+	ServerAddr string
+	ClientCA   []byte
 
 	// The parts New makes from the above; tests set them directly.
 	runtime *podRuntime
+	server  *kubeletServer
 	volumes podVolumes
 	env     envResolver
 	probes  podProbes
@@ -179,6 +186,17 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cfg.Client.CoreV1().Events("")})
 		defer b.Shutdown()
 		k.cfg.Recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: k.cfg.NodeName})
+	}
+	defer k.rt.Close()
+	if k.cfg.server != nil {
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := k.cfg.server.Run(ctx); err != nil {
+				k.log.Error("the kubelet's HTTPS endpoint stopped: logs, exec and port-forward will fail", "err", err)
+			}
+		}()
+		defer func() { <-served }()
 	}
 	if err := k.rt.Adopt(ctx); err != nil {
 		k.log.Warn("adopting running containers", "err", err)

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,11 +101,15 @@ type criStream struct {
 	name string
 	mu   sync.Mutex // containerd's copy writes, the runtime flushes
 	buf  []byte
+	tee  io.Writer // also gets the raw output (attached clients; attach.go)
 }
 
 func (s *criStream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.tee != nil {
+		s.tee.Write(p)
+	}
 	s.buf = append(s.buf, p...)
 	for {
 		i := bytes.IndexByte(s.buf, '\n')

@@ -1,7 +1,12 @@
 package kubelet
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,20 +36,45 @@ func New(cfg Config) (*Kubelet, error) {
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, Logger: cfg.Logger,
 		Exited: enqueue,
 	}
-	var net podNetwork
+	var pnet podNetwork
 	if cfg.Network != nil {
-		net = cfg.Network
+		pnet = cfg.Network
 	}
-	rt, err := newPodRuntime(rc, cfg.Containerd, cfg.Images, net)
+	rt, err := newPodRuntime(rc, cfg.Containerd, cfg.Images, pnet)
 	if err != nil {
 		return nil, err
 	}
 	cfg.runtime = rt
+	objs := newAPIObjects(cfg.Client)
+	cfg.volumes = newVolumeManager(volumeConfig{PodsDir: filepath.Join(cfg.Root, "pods"), Objects: objs,
+		NodeName: cfg.NodeName, NodeAllocatable: func() corev1.ResourceList { return cfg.Allocatable }, Logger: cfg.Logger})
+	cfg.env = func(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIPs, hostIPs []string) ([]string, error) {
+		return containerEnvironment(ctx, objs, pod, c, podIPs, hostIPs, cfg.Allocatable)
+	}
 	cfg.probes = newProbeManager(probeConfig{Exec: rt.Exec, Event: event, Changed: enqueue, Logger: cfg.Logger})
 	cfg.hooks = newActionRunner(rt.Exec, event, cfg.Logger)
 	k, err := newKubelet(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.ClientCA) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cfg.ClientCA) {
+			return nil, errors.New("kubelet: the client CA holds no certificate")
+		}
+		ips := []net.IP{net.IPv4(127, 0, 0, 1)}
+		if cfg.NodeIP.IsValid() {
+			ips = append(ips, net.IP(cfg.NodeIP.AsSlice()))
+		}
+		cert, err := selfSignedServingCert(filepath.Join(cfg.Root, "tls"), cfg.NodeName, ips)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet: serving certificate: %w", err)
+		}
+		k.cfg.server, err = newServer(serverConfig{Addr: cfg.ServerAddr, Cert: cert, ClientCAs: pool,
+			Pods: k, Runtime: rt, NodeName: cfg.NodeName, Logger: k.log.With("component", "kubelet-server")})
+		if err != nil {
+			return nil, err
+		}
 	}
 	self.Store(k)
 	return k, nil

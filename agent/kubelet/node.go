@@ -93,6 +93,9 @@ type NodeAgent struct {
 	changed chan struct{}
 }
 
+// Allocatable is what the node offers pods, as its status says.
+func (a *NodeAgent) Allocatable() corev1.ResourceList { return a.m.allocatable() }
+
 // Changed tells the agent that what its Ready func says may have changed,
 // so that the node's status is checked at once rather than at the next
 // StatusInterval.

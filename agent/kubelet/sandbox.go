@@ -161,7 +161,21 @@ func (r *podRuntime) removeSandbox(ctx context.Context, sb *sandbox) error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
 		}
 	}
-	if err := os.RemoveAll(sb.Dir); err != nil {
+	// The volumes are the volume manager's (some are mounts): it removes
+	// them; the pod directory goes once they are gone.
+	entries, err := os.ReadDir(sb.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	for _, e := range entries {
+		if e.Name() == "volumes" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(sb.Dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(sb.Dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -310,8 +310,10 @@ func (k *Kubelet) startContainer(ctx context.Context, pod *corev1.Pod, rec *podR
 		var pe *images.PullError
 		switch {
 		case errors.As(err, &pe):
-			// The images Manager recorded the events.
+			// The images Manager recorded the pull's events; the kubelet
+			// adds its own, as upstream's ("Error: ErrImagePull").
 			rec.waiting[c.Name] = &corev1.ContainerStateWaiting{Reason: pe.Reason.Error(), Message: pe.Message}
+			k.event(pod, corev1.EventTypeWarning, "Failed", "Error: %s", pe.Reason.Error())
 		case id != "":
 			// Created, failed to start: its StartError shows in its state.
 			delete(rec.waiting, c.Name)
@@ -478,6 +480,19 @@ func (k *Kubelet) teardown(ctx context.Context, uid types.UID, rec *podRecord) e
 	}
 	if err := k.rt.KillPod(ctx, uid, 0); err != nil {
 		return err
+	}
+	if p := rec.lastPod; p != nil && isStaticPod(p) {
+		// Its manifest went: so does its mirror pod.
+		k.mu.Lock()
+		mirror := k.mirrors[p.Namespace+"/"+p.Name]
+		k.mu.Unlock()
+		if mirror != nil {
+			err := k.cfg.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &mirror.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				return fmt.Errorf("delete the mirror pod %s/%s: %w", p.Namespace, p.Name, err)
+			}
+		}
 	}
 	k.mu.Lock()
 	delete(k.records, uid)

@@ -26,7 +26,9 @@ const BusyboxPath = "/bin/busybox"
 // ErrNoBusybox is returned when BusyboxPath is missing.
 var ErrNoBusybox = errors.New("no " + BusyboxPath + " to build test images from (apt-get install busybox-static)")
 
-var applets = []string{"sh", "ls", "cat", "echo", "sleep", "env", "hostname", "readlink", "head", "tr"}
+var applets = []string{"sh", "ls", "cat", "echo", "sleep", "env", "hostname", "readlink", "head", "tr",
+	"tail", "rm", "touch", "mkdir", "grep", "sed", "wc", "id", "ps", "kill", "true", "false", "test",
+	"httpd", "nc", "wget", "nslookup", "mount", "df", "date", "printf", "seq", "yes", "stat", "cp", "mv", "ip"}
 
 // Busybox is an image of the static busybox, Cmd ["sh"], PATH=/bin.
 // A non-empty variant goes into a label, so that variants have
