@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +65,15 @@ func startNodeCluster(t *testing.T) *nodeCluster {
 	}
 	nodeMu.Lock()
 	t.Cleanup(nodeMu.Unlock)
+	// And one per machine, with the node benchmark (scripts/nodebench).
+	lock, err := os.OpenFile("/tmp/labctl-node.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
@@ -128,6 +138,7 @@ func (n *nodeCluster) waitNodeReady(t *testing.T, timeout time.Duration) {
 // cleanup removes every pod (static ones by their manifests), stops the
 // server and removes what the node left on the machine.
 func (n *nodeCluster) cleanup(t *testing.T) {
+	n.checkHealthy(t)
 	manifests := filepath.Join(n.dataDir, "agent", "pod-manifests")
 	entries, _ := os.ReadDir(manifests)
 	for _, e := range entries {

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,6 +76,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: live}
 spec:
+  terminationGracePeriodSeconds: 2
   containers:
   - name: main
     image: %[1]s
@@ -252,9 +256,10 @@ spec:
   - {name: main, image: %s, stdin: true, command: [sh, -c, 'echo waiting; read x; echo got $x; sleep 3600']}
 `, pod, img))
 			n.waitPod(t, "default", pod, 60*time.Second, "Running", phaseIs("Running"))
-			r = k.runStdin(t, "ping\n", "attach", "-i", pod)
-			if !strings.Contains(r.stdout, "got ping") {
-				t.Errorf("attach -i: %s", r)
+			// attach -i: what is typed reaches the container's stdin, and
+			// its output comes back while kubectl stays attached.
+			if out, err := attachAndType(k, pod, "ping\n", "got ping"); err != nil {
+				t.Errorf("kubectl.%s attach -i %s: %v\n%s", k.version, pod, err, out)
 			}
 			// port-forward to httpd in the pod.
 			port, err := freePort()
@@ -321,4 +326,42 @@ spec:
 			t.Errorf("exec after the restart: %s", r)
 		}
 	})
+}
+
+// attachAndType runs kubectl attach -i to pod, types input, and waits for
+// a line with want in its output.
+func attachAndType(k *kubectl, pod, input, want string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := k.command(ctx, "attach", "-i", pod)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	defer func() {
+		stdin.Close()
+		cancel()
+		cmd.Wait()
+	}()
+	if _, err := io.WriteString(stdin, input); err != nil {
+		return stderr.String(), err
+	}
+	sc := bufio.NewScanner(stdout)
+	var seen []string
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if strings.Contains(sc.Text(), want) {
+			return "", nil
+		}
+	}
+	return strings.Join(seen, "\n") + "\n[stderr]\n" + stderr.String(), fmt.Errorf("no line with %q", want)
 }
