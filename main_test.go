@@ -83,7 +83,7 @@ func TestUnknownCommand(t *testing.T) {
 func TestServerProcess(t *testing.T) {
 	port := freePort(t)
 	kubeconfig := filepath.Join(t.TempDir(), "admin.yaml")
-	cmd := labctl(t, "server", "-c", configFile(t, "datastore-endpoint: memory://\n"),
+	cmd := labctl(t, "server", "-c", configFile(t, "datastore-endpoint: memory://\ndisable-agent: true\n"),
 		"-d", t.TempDir(), "--bind-address", "127.0.0.1", "--https-listen-port", strconv.Itoa(port),
 		"--write-kubeconfig", kubeconfig)
 	var stderr bytes.Buffer
