@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -25,6 +24,8 @@ import (
 	"labctl/networking"
 	"labctl/server"
 	"labctl/server/pki"
+
+	"labctl/internal/mountinfo"
 )
 
 // `labctl killall` and `labctl uninstall` (killall.go) do for labctl what
@@ -535,7 +536,7 @@ func (c *cleanup) containerProcesses(hierarchies []mountEntry) (shims, container
 		}
 	}
 	for _, h := range hierarchies {
-		for _, dir := range cgroupDirs(filepath.Join(h.point, c.cgroupParent)) {
+		for _, dir := range cgroupDirs(filepath.Join(h.Point, c.cgroupParent)) {
 			for _, pid := range cgroupProcs(dir) {
 				if !shims[pid] {
 					containers[pid] = true
@@ -576,15 +577,15 @@ func (c *cleanup) isShim(args []string) bool {
 // here: the processes are killed one by one as well.
 func (c *cleanup) thawAndKillCgroups(hierarchies []mountEntry) {
 	for _, h := range hierarchies {
-		dirs := cgroupDirs(filepath.Join(h.point, c.cgroupParent))
+		dirs := cgroupDirs(filepath.Join(h.Point, c.cgroupParent))
 		for _, dir := range dirs {
-			if h.fstype == "cgroup2" {
+			if h.FSType == "cgroup2" {
 				os.WriteFile(filepath.Join(dir, "cgroup.freeze"), []byte("0"), 0)
-			} else if slices.Contains(strings.Split(h.options, ","), "freezer") {
+			} else if slices.Contains(strings.Split(h.Options, ","), "freezer") {
 				os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
 			}
 		}
-		if h.fstype == "cgroup2" && len(dirs) > 0 {
+		if h.FSType == "cgroup2" && len(dirs) > 0 {
 			os.WriteFile(filepath.Join(dirs[0], "cgroup.kill"), []byte("1"), 0)
 		}
 	}
@@ -596,7 +597,7 @@ func (c *cleanup) thawAndKillCgroups(hierarchies []mountEntry) {
 func (c *cleanup) unmountAll(context.Context) error {
 	roots := []string{c.podsDir, c.containerdRoot, c.containerdState, c.runDir}
 	ours := func(m mountEntry) bool {
-		return slices.ContainsFunc(roots, func(root string) bool { return below(m.point, root) })
+		return slices.ContainsFunc(roots, func(root string) bool { return below(m.Point, root) })
 	}
 	count := 0
 	lastErr := map[string]error{}
@@ -614,20 +615,20 @@ func (c *cleanup) unmountAll(context.Context) error {
 				continue
 			}
 			how := ""
-			err := unix.Unmount(m.point, 0)
+			err := unix.Unmount(m.Point, 0)
 			if errors.Is(err, unix.EBUSY) {
 				how = " (busy: detached lazily)"
-				err = unix.Unmount(m.point, unix.MNT_DETACH)
+				err = unix.Unmount(m.Point, unix.MNT_DETACH)
 			}
 			switch {
 			case err == nil:
-				c.say("unmounted %s (%s)%s", m.point, m.fstype, how)
+				c.say("unmounted %s (%s)%s", m.Point, m.FSType, how)
 				count++
 				progress = true
 			case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT):
 				// Gone already, with the mount it was on.
 			default:
-				lastErr[m.point] = err
+				lastErr[m.Point] = err
 			}
 		}
 	}
@@ -638,11 +639,11 @@ func (c *cleanup) unmountAll(context.Context) error {
 	var errs []error
 	for _, m := range mounts {
 		if ours(m) {
-			err := lastErr[m.point]
+			err := lastErr[m.Point]
 			if err == nil {
 				err = errors.New("still mounted")
 			}
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m.point, err))
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Point, err))
 		}
 	}
 	if len(errs) > 0 {
@@ -664,7 +665,7 @@ func (c *cleanup) removeCgroups(context.Context) error {
 	var errs []error
 	removed, where := 0, 0
 	for _, h := range hierarchies {
-		dirs := cgroupDirs(filepath.Join(h.point, c.cgroupParent))
+		dirs := cgroupDirs(filepath.Join(h.Point, c.cgroupParent))
 		if len(dirs) > 0 {
 			where++
 		}
@@ -886,10 +887,10 @@ func (c *cleanup) removeTree(dir, what string) error {
 	var inside []string
 	isMountPoint := false
 	for _, m := range mounts {
-		if m.point == dir {
+		if m.Point == dir {
 			isMountPoint = true
-		} else if below(m.point, dir) {
-			inside = append(inside, m.point)
+		} else if below(m.Point, dir) {
+			inside = append(inside, m.Point)
 		}
 	}
 	if len(inside) > 0 {
@@ -1006,62 +1007,10 @@ func alive(pid int) bool {
 }
 
 // mountEntry is one line of /proc/self/mountinfo.
-type mountEntry struct {
-	point, fstype, source, options string
-}
+type mountEntry = mountinfo.Mount
 
 // readMounts returns this process's mounts, in the order they were made.
-func readMounts() ([]mountEntry, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read the mounts: %w", err)
-	}
-	defer f.Close()
-	return parseMountInfo(f)
-}
-
-// parseMountInfo parses mountinfo: "id parent major:minor root point
-// options [optional...] - fstype source superoptions".
-func parseMountInfo(r io.Reader) ([]mountEntry, error) {
-	var out []mountEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || sep < 6 || sep+2 >= len(fields) {
-			return nil, fmt.Errorf("read the mounts: unexpected mountinfo line %q", sc.Text())
-		}
-		m := mountEntry{point: unescapeMountField(fields[4]), fstype: fields[sep+1], source: unescapeMountField(fields[sep+2])}
-		if sep+3 < len(fields) {
-			m.options = fields[sep+3]
-		}
-		out = append(out, m)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read the mounts: %w", err)
-	}
-	return out, nil
-}
-
-// unescapeMountField undoes the kernel's octal escapes (\040 for a space).
-func unescapeMountField(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+func readMounts() ([]mountEntry, error) { return mountinfo.Read() }
 
 // cgroupHierarchies are the mounted cgroup hierarchies (v1 and v2), one
 // entry per mount point.
@@ -1073,8 +1022,8 @@ func cgroupHierarchies() ([]mountEntry, error) {
 	var out []mountEntry
 	seen := map[string]bool{}
 	for _, m := range mounts {
-		if (m.fstype == "cgroup" || m.fstype == "cgroup2") && !seen[m.point] {
-			seen[m.point] = true
+		if (m.FSType == "cgroup" || m.FSType == "cgroup2") && !seen[m.Point] {
+			seen[m.Point] = true
 			out = append(out, m)
 		}
 	}

@@ -22,6 +22,8 @@ import (
 
 	"labctl/networking"
 	"labctl/server/pki"
+
+	"labctl/internal/mountinfo"
 )
 
 // killallHelperEnv makes the test binary a stand-in process instead of
@@ -134,7 +136,7 @@ func testCleanup(t *testing.T) (*cleanup, *bytes.Buffer) {
 		// Whatever a failed test leaves of the cgroups, bridge and table.
 		hs, _ := cgroupHierarchies()
 		for _, h := range hs {
-			dirs := cgroupDirs(filepath.Join(h.point, cl.cgroupParent))
+			dirs := cgroupDirs(filepath.Join(h.Point, cl.cgroupParent))
 			for i := len(dirs) - 1; i >= 0; i-- {
 				for _, pid := range cgroupProcs(dirs[i]) {
 					unix.Kill(pid, unix.SIGKILL)
@@ -151,8 +153,8 @@ func testCleanup(t *testing.T) (*cleanup, *bytes.Buffer) {
 func detachBelow(dir string) {
 	mounts, _ := readMounts()
 	for i := len(mounts) - 1; i >= 0; i-- {
-		if below(mounts[i].point, dir) || mounts[i].point == dir {
-			unix.Unmount(mounts[i].point, unix.MNT_DETACH)
+		if below(mounts[i].Point, dir) || mounts[i].Point == dir {
+			unix.Unmount(mounts[i].Point, unix.MNT_DETACH)
 		}
 	}
 }
@@ -198,8 +200,8 @@ func mountedBelow(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, m := range mounts {
-		if below(m.point, dir) {
-			out = append(out, m.point)
+		if below(m.Point, dir) {
+			out = append(out, m.Point)
 		}
 	}
 	return out
@@ -212,7 +214,7 @@ func isMounted(t *testing.T, point string) bool {
 		t.Fatal(err)
 	}
 	for _, m := range mounts {
-		if m.point == point {
+		if m.Point == point {
 			return true
 		}
 	}
@@ -269,8 +271,8 @@ func TestKillall(t *testing.T) {
 	inCgroup := startHelper(t, "sleep", []string{"pod-sleeper"})
 	joined := 0
 	for _, h := range hierarchies {
-		mkdirs(t, filepath.Join(h.point, podCgroup, "c1"), filepath.Join(h.point, podCgroup, "c2"))
-		if os.WriteFile(filepath.Join(h.point, podCgroup, "c1", "cgroup.procs"), []byte(strconv.Itoa(inCgroup)), 0) == nil {
+		mkdirs(t, filepath.Join(h.Point, podCgroup, "c1"), filepath.Join(h.Point, podCgroup, "c2"))
+		if os.WriteFile(filepath.Join(h.Point, podCgroup, "c1", "cgroup.procs"), []byte(strconv.Itoa(inCgroup)), 0) == nil {
 			joined++ // not in v1 cpuset, whose cgroups need cpus first
 		}
 	}
@@ -349,8 +351,8 @@ func TestKillall(t *testing.T) {
 		}
 	}
 	for _, h := range hierarchies {
-		if _, err := os.Stat(filepath.Join(h.point, cl.cgroupParent)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("cgroup %s in %s: %v, want it removed", cl.cgroupParent, h.point, err)
+		if _, err := os.Stat(filepath.Join(h.Point, cl.cgroupParent)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s in %s: %v, want it removed", cl.cgroupParent, h.Point, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(cl.runDir, "netns")); !errors.Is(err, os.ErrNotExist) {
@@ -556,19 +558,19 @@ func TestParseMountInfo(t *testing.T) {
 30 22 0:4 net:[4026532300] /run/labctl/netns/a\040b rw shared:6 master:1 - nsfs nsfs rw
 31 1 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 `
-	got, err := parseMountInfo(strings.NewReader(in))
+	got, err := mountinfo.Parse(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []mountEntry{
-		{point: "/run", fstype: "tmpfs", source: "tmpfs", options: "rw,size=100k"},
-		{point: "/run/labctl/netns/a b", fstype: "nsfs", source: "nsfs", options: "rw"},
-		{point: "/sys/fs/cgroup/memory", fstype: "cgroup", source: "cgroup", options: "rw,memory"},
+		{Point: "/run", FSType: "tmpfs", Source: "tmpfs", Options: "rw,size=100k"},
+		{Point: "/run/labctl/netns/a b", FSType: "nsfs", Source: "nsfs", Options: "rw"},
+		{Point: "/sys/fs/cgroup/memory", FSType: "cgroup", Source: "cgroup", Options: "rw,memory"},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("parseMountInfo:\n got %v\nwant %v", got, want)
 	}
-	if _, err := parseMountInfo(strings.NewReader("22 1 0:21 / /run\n")); err == nil {
+	if _, err := mountinfo.Parse(strings.NewReader("22 1 0:21 / /run\n")); err == nil {
 		t.Error("a short line: no error")
 	}
 }

@@ -81,7 +81,7 @@ func newApp(stdout, stderr io.Writer, runServer func(context.Context, server.Con
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return fmt.Errorf("unknown command %q: the commands are server, agent, check, token, images, kubectl and version (see: labctl --help)", c.Args().First())
+				return fmt.Errorf("unknown command %q: the commands are server, agent, check, token, images, kubectl, killall, uninstall and version (see: labctl --help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

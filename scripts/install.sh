@@ -46,7 +46,18 @@ for _ in $(seq 100); do
 	if curl -ksf "https://127.0.0.1:$port/healthz" >/dev/null; then
 		echo "labctl: the server is up on https://127.0.0.1:$port (logs: /var/log/labctl.log or journalctl -u labctl)" >&2
 		echo "labctl: kubeconfig: /etc/labctl/labctl.yaml" >&2
-		exit 0
+		case " $* " in
+		*" --disable-agent "*) exit 0 ;;
+		esac
+		for _ in $(seq 300); do
+			if /usr/local/bin/labctl kubectl get nodes --no-headers 2>/dev/null | grep -q " Ready "; then
+				/usr/local/bin/labctl kubectl get nodes >&2
+				exit 0
+			fi
+			sleep 0.1
+		done
+		echo "labctl: the node is not Ready after 30 s; see /var/log/labctl.log or journalctl -u labctl" >&2
+		exit 1
 	fi
 	sleep 0.1
 done

@@ -286,7 +286,7 @@ type runtimeContainer struct {
 // labels, and the sandboxes in the pod directories (a pod may have a
 // sandbox and no container yet).
 func (r *podRuntime) ListPods(ctx context.Context) ([]runtimePod, error) {
-	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q==true", labelManaged))
+	cs, err := r.managedContainers(ctx, fmt.Sprintf("labels.%q==true", labelManaged))
 	if err != nil {
 		return nil, err
 	}
@@ -300,24 +300,13 @@ func (r *podRuntime) ListPods(ctx context.Context) ([]runtimePod, error) {
 		return p
 	}
 	for _, c := range cs {
-		labels, err := c.Labels(ctx)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
-			}
-			return nil, err
-		}
-		uid := types.UID(labels[labelPodUID])
+		uid := types.UID(c.Labels[labelPodUID])
 		if uid == "" {
 			continue
 		}
 		p := get(uid)
-		p.Namespace, p.Name = labels[labelPodNamespace], labels[labelPodName]
-		n, _ := strconv.Atoi(labels[labelRestartCount])
-		p.Containers = append(p.Containers, runtimeContainer{
-			ID: c.ID(), Name: labels[labelContainerName], Init: labels[labelInit] == "true",
-			RestartCount: int32(n), Labels: labels,
-		})
+		p.Namespace, p.Name = c.Labels[labelPodNamespace], c.Labels[labelPodName]
+		p.Containers = append(p.Containers, c)
 	}
 	entries, err := os.ReadDir(filepath.Join(r.cfg.Root, "pods"))
 	if err != nil {
@@ -344,6 +333,32 @@ func (r *podRuntime) ListPods(ctx context.Context) ([]runtimePod, error) {
 		out = append(out, *p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
+	return out, nil
+}
+
+// managedContainers are labctl's containers that match the containerd
+// filter, with what their labels say.
+func (r *podRuntime) managedContainers(ctx context.Context, filter string) ([]runtimeContainer, error) {
+	cs, err := r.client.Containers(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var out []runtimeContainer
+	for _, c := range cs {
+		labels, err := c.Labels(ctx)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				continue // removed meanwhile
+			}
+			return nil, err
+		}
+		if labels[labelManaged] != "true" {
+			continue
+		}
+		n, _ := strconv.Atoi(labels[labelRestartCount])
+		out = append(out, runtimeContainer{ID: c.ID(), Name: labels[labelContainerName], Init: labels[labelInit] == "true",
+			RestartCount: int32(n), Labels: labels})
+	}
 	return out, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -556,26 +555,13 @@ func (k *Kubelet) containerStates(ctx context.Context, pod *corev1.Pod) (map[str
 // podContainers are the pod's containers in containerd by name, each
 // name's runs by restart count.
 func (r *podRuntime) podContainers(ctx context.Context, uid types.UID) (map[string][]runtimeContainer, error) {
-	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q==%q", labelPodUID, string(uid)))
+	cs, err := r.managedContainers(ctx, fmt.Sprintf("labels.%q==%q", labelPodUID, string(uid)))
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]runtimeContainer{}
 	for _, c := range cs {
-		labels, err := c.Labels(ctx)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
-			}
-			return nil, err
-		}
-		if labels[labelManaged] != "true" {
-			continue
-		}
-		n, _ := strconv.Atoi(labels[labelRestartCount])
-		name := labels[labelContainerName]
-		out[name] = append(out[name], runtimeContainer{ID: c.ID(), Name: name, Init: labels[labelInit] == "true",
-			RestartCount: int32(n), Labels: labels})
+		out[c.Name] = append(out[c.Name], c)
 	}
 	for _, rs := range out {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].RestartCount < rs[j].RestartCount })
