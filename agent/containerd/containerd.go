@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -324,14 +325,29 @@ func (r *Runtime) startProcess() (*process, error) {
 		// shims, and so the containers, live on).
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("containerd: start %s: %w", cfg.Binary, err)
-	}
-	p := &process{cmd: cmd, started: time.Now(), logOffset: offset, exited: make(chan struct{})}
+	// Pdeathsig follows the thread that forked the child, not the
+	// process: had a goroutine started containerd on a thread the Go
+	// runtime later ends (as it ends a thread a goroutine left locked, such
+	// as one that entered a network namespace), containerd would be killed
+	// then. So containerd is started and waited for on a thread of its own,
+	// locked, that lives exactly as long as containerd.
+	p := &process{started: time.Now(), logOffset: offset, exited: make(chan struct{})}
+	startErr := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			return
+		}
+		p.cmd = cmd
+		startErr <- nil
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
+	if err := <-startErr; err != nil {
+		return nil, fmt.Errorf("containerd: start %s: %w", cfg.Binary, err)
+	}
 	if err := writeFileAtomic(r.pidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		cfg.Logger.Warn("cannot record containerd's pid", "err", err)
 	}

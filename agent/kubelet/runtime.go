@@ -183,6 +183,9 @@ func (r *podRuntime) Close() {
 	r.running = map[string]*runningContainer{}
 	r.mu.Unlock()
 	for _, rc := range running {
+		// Attached clients end; the stdin copy stops (the container sees
+		// its stdin end, as it would when the FIFO's writer goes anyway).
+		rc.attach.close()
 		if io := rc.task.IO(); io != nil {
 			io.Close()
 		}

@@ -100,6 +100,7 @@ type options struct {
 	replicas       int
 	cpuProfile     string
 	profileSeconds int
+	logs           string
 }
 
 func main() {
@@ -110,6 +111,7 @@ func main() {
 	flag.IntVar(&o.replicas, "replicas", 100, "replicas of the Deployment")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profiles of the pod start and Deployment steps into this directory")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 20, "with -cpuprofile: length of each profile, from the start of its step")
+	flag.StringVar(&o.logs, "logs", "", "keep the server's and its containerd's logs in this directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "nodebench: the node needs root: run it as root (sudo -E go run ./scripts/nodebench)")
@@ -159,7 +161,11 @@ type report struct {
 	CPUIdle      cpuSample `json:"cpu_idle"`
 	CPULoaded    cpuSample `json:"cpu_with_pods"`
 
-	Profiles []string `json:"profiles,omitempty"`
+	// LoadAverage is the machine's 1-minute load average at the start;
+	// the steps' MachineBusy fields say how busy all its cores were
+	// (this benchmark included), in percent.
+	LoadAverage float64  `json:"load_average"`
+	Profiles    []string `json:"profiles,omitempty"`
 }
 
 // podStart is step 2: pods started one at a time.
@@ -178,7 +184,8 @@ type podStart struct {
 	RunningP50 float64 `json:"bound_to_running_p50_s"`
 	RunningMax float64 `json:"bound_to_running_max_s"`
 	// Delete calls to every pod gone from the API and from the node.
-	DeleteAll float64 `json:"delete_to_gone_s"`
+	DeleteAll   float64 `json:"delete_to_gone_s"`
+	MachineBusy float64 `json:"machine_busy_pct"`
 }
 
 // deploy is step 3: a Deployment of many replicas.
@@ -192,6 +199,7 @@ type deploy struct {
 	FirstRunning float64 `json:"first_running_s"`
 	AllRunning   float64 `json:"all_running_s"`
 	AllReady     float64 `json:"all_ready_s"`
+	MachineBusy  float64 `json:"machine_busy_pct"`
 }
 
 // procMem is the memory of a group of processes, in bytes.
@@ -234,6 +242,7 @@ type cpuSample struct {
 	Containerd         float64 `json:"containerd_pct"`
 	ContainerdChildren float64 `json:"containerd_children_pct"`
 	Shims              float64 `json:"shims_pct"`
+	MachineBusy        float64 `json:"machine_busy_pct"`
 }
 
 // node is the running server with its node.
@@ -247,7 +256,7 @@ type node struct {
 }
 
 func run(ctx context.Context, o options) (_ *report, err error) {
-	r := &report{Date: time.Now().Format("2006-01-02"), Machine: machine()}
+	r := &report{Date: time.Now().Format("2006-01-02"), Machine: machine(), LoadAverage: loadAverage()}
 
 	dir, err := os.MkdirTemp("", "nodebench-")
 	if err != nil {
@@ -305,6 +314,11 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 		if cerr := n.cleanup(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		if o.logs != "" {
+			if lerr := n.keepLogs(o.logs); lerr != nil {
+				err = errors.Join(err, lerr)
+			}
+		}
 	}()
 
 	// 1. Launch to /readyz and to node Ready.
@@ -332,16 +346,20 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 
 	// 2. Pod start latency.
 	stopProfile := n.profile(ctx, o, "pods", r)
+	busy := machineBusy()
 	if r.PodStart, err = n.podStartLatency(ctx, o.pods); err != nil {
 		return nil, err
 	}
+	r.PodStart.MachineBusy = busy()
 	stopProfile()
 
 	// 3. The Deployment.
 	stopProfile = n.profile(ctx, o, "deployment", r)
+	busy = machineBusy()
 	if r.Deploy, err = n.deployment(ctx, o.replicas); err != nil {
 		return nil, err
 	}
+	r.Deploy.MachineBusy = busy()
 	stopProfile()
 
 	// 4 and 5, with the pods.
@@ -1039,9 +1057,11 @@ func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample,
 	before := processes()
 	g := classify(before, server)
 	start := time.Now()
+	busy := machineBusy()
 	if err := sleep(ctx, window); err != nil {
 		return cpuSample{}, err
 	}
+	machine := busy()
 	after := processes()
 	secs := time.Since(start).Seconds()
 	share := func(ticks int64) float64 { return float64(ticks) / ticksPerSecond / secs * 100 }
@@ -1066,7 +1086,7 @@ func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample,
 	return cpuSample{Window: secs, Pods: len(g.shims),
 		Labctl: share(delta(g.labctl, false)), LabctlChildren: share(delta(g.labctl, true)),
 		Containerd: share(delta(g.containerd, false)), ContainerdChildren: share(delta(g.containerd, true)),
-		Shims: share(delta(g.shims, false) + delta(g.shims, true))}, nil
+		Shims: share(delta(g.shims, false) + delta(g.shims, true)), MachineBusy: machine}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -1127,6 +1147,65 @@ func machine() string {
 	return fmt.Sprintf("%d cores, %s, %s, kernel %s", runtime.NumCPU(), mem, osName, kernel)
 }
 
+// loadAverage is the machine's 1-minute load average.
+func loadAverage() float64 {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// machineBusy starts counting the machine's CPU time; the function it
+// returns is the share of all cores that was busy since (not idle nor
+// waiting for I/O), in percent.
+func machineBusy() func() float64 {
+	read := func() (busy, total int64) {
+		data, _ := os.ReadFile("/proc/stat")
+		line, _, _ := strings.Cut(string(data), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			total += v
+			if i != 4 && i != 5 {
+				busy += v
+			}
+		}
+		return busy, total
+	}
+	b0, t0 := read()
+	return func() float64 {
+		b1, t1 := read()
+		if t1 == t0 {
+			return 0
+		}
+		return float64(b1-b0) / float64(t1-t0) * 100
+	}
+}
+
+// keepLogs copies the server's and its containerd's logs into dir.
+func (n *node) keepLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for src, dst := range map[string]string{
+		filepath.Join(n.dir, "server.log"):                                "server.log",
+		filepath.Join(n.dataDir, "agent", "containerd", "containerd.log"): "containerd.log",
+	} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), data, 0o644); err != nil {
+			return err
+		}
+	}
+	progress("the logs are in %s", dir)
+	return nil
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // The issue's figures for upstream (kubelet, containerd and the control
@@ -1154,7 +1233,7 @@ func verdict(ok bool) string {
 
 // print writes the summary table.
 func (r *report) print(out io.Writer) {
-	fmt.Fprintf(out, "nodebench, %s, %s\n", r.Date, r.Machine)
+	fmt.Fprintf(out, "nodebench, %s, %s, load average %.1f at the start\n", r.Date, r.Machine, r.LoadAverage)
 	if r.Labctl != "" {
 		fmt.Fprintf(out, "%s\n", strings.ReplaceAll(r.Labctl, "\n", "; "))
 	}
@@ -1180,10 +1259,12 @@ func (r *report) print(out io.Writer) {
 	row("  of which Create to bound", fmt.Sprintf("p50 %.3f, max %.3f s", ps.BoundP50, ps.BoundMax), "", "")
 	row("  of which bound to Running", fmt.Sprintf("p50 %.3f, max %.3f s", ps.RunningP50, ps.RunningMax), "", "")
 	row(fmt.Sprintf("  deleting the %d, to all gone", ps.Pods), sec(ps.DeleteAll), "", "")
+	row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%%", ps.MachineBusy), "", "")
 	row(fmt.Sprintf("Deployment of %d, create to readyReplicas %d", d.Replicas, d.Replicas), sec(d.AllReady), sec(upstreamDeploy),
 		fmt.Sprintf("under %.0f s: %s", goalDeploy, verdict(d.AllReady < goalDeploy)))
 	row("  all created / all bound / first Running / all Running",
 		fmt.Sprintf("%.2f / %.2f / %.2f / %.2f s", d.AllCreated, d.AllBound, d.FirstRunning, d.AllRunning), "", "")
+	row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%%", d.MachineBusy), "", "")
 	row("memory idle (no pods, after 20 s)", "", "", "")
 	row("  labctl", mem(mi.Labctl), "", fmt.Sprintf("under 100 MB (RSS): %s", verdict(float64(mi.Labctl.RSS) < goalLabctlIdleByte)))
 	row("  labctl's containerd", mem(mi.Containerd), "", "")
@@ -1206,6 +1287,7 @@ func (r *report) print(out io.Writer) {
 		if c.Pods > 0 {
 			row(fmt.Sprintf("  shims (%d)", c.Pods), fmt.Sprintf("%.2f%%", c.Shims), "", "")
 		}
+		row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%% of all", c.MachineBusy), "", "")
 	}
 	cpu("idle", r.CPUIdle)
 	cpu(fmt.Sprintf("with %d pods", r.CPULoaded.Pods), r.CPULoaded)
