@@ -58,8 +58,9 @@ type apiObjects struct {
 	cs  kubernetes.Interface
 	now func() time.Time
 
-	mu     sync.Mutex
-	tokens map[tokenKey]cachedToken
+	mu      sync.Mutex
+	tokens  map[tokenKey]cachedToken
+	objects map[string]*cachedObject // by kind/namespace/name
 }
 
 // tokenKey is what a token is requested for.
@@ -84,27 +85,101 @@ func newAPIObjects(cs kubernetes.Interface) podObjects {
 }
 
 func (a *apiObjects) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
-	cm, err := a.cs.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, objectNotFound("configmap", name)
-	}
+	v, err := a.cached(ctx, "configmap/"+namespace+"/"+name, func(ctx context.Context) (any, error) {
+		cm, err := a.cs.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, objectNotFound("configmap", name)
+		}
+		return cm, err
+	})
+	cm, _ := v.(*corev1.ConfigMap)
 	return cm, err
 }
 
 func (a *apiObjects) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	s, err := a.cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, objectNotFound("secret", name)
-	}
+	v, err := a.cached(ctx, "secret/"+namespace+"/"+name, func(ctx context.Context) (any, error) {
+		s, err := a.cs.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, objectNotFound("secret", name)
+		}
+		return s, err
+	})
+	s, _ := v.(*corev1.Secret)
 	return s, err
 }
 
 func (a *apiObjects) Services(ctx context.Context, namespace string) ([]corev1.Service, error) {
-	list, err := a.cs.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
+	v, err := a.cached(ctx, "services/"+namespace, func(ctx context.Context) (any, error) {
+		list, err := a.cs.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return list.Items, nil
+	})
+	items, _ := v.([]corev1.Service)
+	return items, err
+}
+
+// objectTTL is how long a read object (or its absence) is used again:
+// the pods of one namespace starting together share one GET of their
+// kube-root-ca.crt, and a change still reaches the pods within a
+// resync, as upstream's TTL cache strategy does. The objects are shared:
+// callers must not change them.
+const objectTTL = 2 * time.Second
+
+type cachedObject struct {
+	ready   chan struct{} // closed when obj and err are set
+	obj     any
+	err     error
+	fetched time.Time
+}
+
+// cached returns what fetch gives for key, fetching at most once per
+// objectTTL; callers that come during a fetch wait for it.
+func (a *apiObjects) cached(ctx context.Context, key string, fetch func(context.Context) (any, error)) (any, error) {
+	a.mu.Lock()
+	if a.objects == nil {
+		a.objects = map[string]*cachedObject{}
 	}
-	return list.Items, nil
+	e := a.objects[key]
+	if e != nil {
+		select {
+		case <-e.ready:
+			if a.now().Sub(e.fetched) < objectTTL && (e.err == nil || apierrors.IsNotFound(e.err)) {
+				a.mu.Unlock()
+				return e.obj, e.err
+			}
+			e = nil
+		default:
+		}
+	}
+	if e != nil {
+		a.mu.Unlock()
+		select {
+		case <-e.ready:
+			return e.obj, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if len(a.objects) > 1000 {
+		for k, old := range a.objects {
+			select {
+			case <-old.ready:
+				if a.now().Sub(old.fetched) >= objectTTL {
+					delete(a.objects, k)
+				}
+			default:
+			}
+		}
+	}
+	e = &cachedObject{ready: make(chan struct{})}
+	a.objects[key] = e
+	a.mu.Unlock()
+	e.obj, e.err = fetch(ctx)
+	e.fetched = a.now()
+	close(e.ready)
+	return e.obj, e.err
 }
 
 func (a *apiObjects) ServiceAccountToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error) {
