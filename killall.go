@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"labctl/agent/containerd"
+	"labctl/agent/proxy"
 	"labctl/networking"
 	"labctl/server"
 	"labctl/server/pki"
@@ -48,7 +49,7 @@ import (
 //     namespaces), newest first, lazily when a mount is busy;
 //  5. the pods' cgroups under /labctl in every hierarchy (v1 and v2);
 //  6. the pod network (networking.Cleanup: the bridge, the nftables table,
-//     the routes, the network namespaces).
+//     the routes, the network namespaces) and the service proxy's table.
 //
 // uninstall runs killall and then removes labctl's files: the data
 // directory, /run/labctl, /etc/labctl, the logs of labctl's pods under
@@ -107,6 +108,8 @@ type cleanup struct {
 	// installed are the files install.sh makes besides the unit: the
 	// binary and the log of a server started without systemd.
 	installed []string
+	// proxyTable is the service proxy's nftables table ("": left alone).
+	proxyTable string
 }
 
 // Defaults of cleanup that are not elsewhere as constants.
@@ -155,6 +158,7 @@ func defaultCleanup(dataDir string, out io.Writer) *cleanup {
 		kubeconfig:  server.DefaultKubeconfigPath,
 		logDir:      podLogDir,
 		installed:   []string{"/usr/local/bin/labctl", "/var/log/labctl.log"},
+		proxyTable:  proxy.DefaultTable,
 	}
 }
 
@@ -697,7 +701,12 @@ func (c *cleanup) removeNetwork(ctx context.Context) error {
 	c.say("removing the pod network: bridge %s, nftables table inet %s, labctl's routes, network namespaces in %s",
 		orDefault(cfg.BridgeName, networking.DefaultBridgeName), orDefault(cfg.Table, networking.DefaultTable),
 		filepath.Join(orDefault(cfg.RunDir, networking.DefaultRunDir), "netns"))
-	return networking.Cleanup(ctx, cfg)
+	err := networking.Cleanup(ctx, cfg)
+	if c.proxyTable != "" {
+		c.say("removing the service proxy's rules: nftables table ip %s", c.proxyTable)
+		err = errors.Join(err, proxy.Cleanup(c.proxyTable))
+	}
+	return err
 }
 
 func orDefault(s, def string) string {

@@ -13,7 +13,8 @@
 //     controller puts in spec.podCIDR once the Node exists, then the
 //     bridge, forwarding and masquerade (networking), and routes to the
 //     other nodes' pod CIDRs, kept as Nodes come and go;
-//  5. the kubelet (agent/kubelet): the pods, and its HTTPS endpoint for
+//  5. the service proxy (agent/proxy): Services in nftables;
+//  6. the kubelet (agent/kubelet): the pods, and its HTTPS endpoint for
 //     logs, exec, attach, port-forward and stats.
 //
 // The agent reaches the server only through the API, with the node's
@@ -46,6 +47,7 @@ import (
 	"labctl/agent/containerd"
 	"labctl/agent/images"
 	"labctl/agent/kubelet"
+	"labctl/agent/proxy"
 	"labctl/networking"
 )
 
@@ -206,7 +208,19 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("pod network is up", "podCIDR", cidr, "bridge", n.Config().BridgeName)
 	wg.Go(func() { syncRoutes(ctx, cs, cfg.NodeName, n, log) })
 
-	// 5. the kubelet.
+	// 5. the service proxy (the Service data plane in nftables).
+	px, err := proxy.New(proxy.Config{Client: cs, NodeName: cfg.NodeName, NodeIPs: []netip.Addr{cfg.NodeIP},
+		ClusterCIDR: cfg.ClusterCIDR, Logger: log.With("component", "proxy")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	wg.Go(func() {
+		if err := px.Run(ctx); err != nil {
+			log.Error("the service proxy stopped: Services carry no traffic on this node", "err", err)
+		}
+	})
+
+	// 6. the kubelet.
 	k, err := kubelet.New(kubelet.Config{
 		Client: cs, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		StaticPodDir: filepath.Join(agentDir, "pod-manifests"),

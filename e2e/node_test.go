@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"labctl/agent/proxy"
 	"labctl/internal/testimage"
 	"labctl/networking"
 )
@@ -168,6 +169,9 @@ func (n *nodeCluster) cleanup(t *testing.T) {
 	defer cancel()
 	if err := networking.Cleanup(ctx, networking.Config{}); err != nil {
 		t.Errorf("removing the pod network: %v", err)
+	}
+	if err := proxy.Cleanup(proxy.DefaultTable); err != nil {
+		t.Errorf("removing the service proxy's table: %v", err)
 	}
 	removeCgroups("/labctl")
 }

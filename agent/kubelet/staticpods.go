@@ -197,8 +197,8 @@ func (k *Kubelet) ensureMirrorPod(ctx context.Context, pod *corev1.Pod) {
 	m := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: pod.Name, Namespace: pod.Namespace,
-			Labels:      pod.Labels,
-			Annotations: map[string]string{},
+			Labels:          pod.Labels,
+			Annotations:     map[string]string{},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
 		},
 		Spec: *pod.Spec.DeepCopy(),

@@ -197,22 +197,18 @@ func (r rule) String() string {
 // and its expressions for the kernel.
 type term interface {
 	String() string
-	exprs(enc encoder) []expr.Any
+	exprs() []expr.Any
 }
 
-// An encoder is what a term needs besides its own fields: a way to
-// create the anonymous map numgen looks up.
-type encoder interface {
-	anonymousVerdictMap(keys [][]byte, verdicts []*expr.Verdict) (name string, id uint32)
-}
-
-// Register numbers: the first of the 16-byte registers, and the 4-byte
-// registers a concatenation is loaded into (as nft does it).
+// Registers: 0 is the verdict, 1 the first 16-byte data register; a
+// concatenation is loaded as nft does, its first part into register 1
+// and the next ones into the 4-byte registers that follow it, 9 and 10
+// (NFT_REG32_01 and _02).
 const (
-	reg1      = 1
-	reg32_01  = 9
-	reg32_02  = 10
-	regVerdct = 0
+	regVerdict = 0
+	reg1       = 1
+	reg9       = 9
+	reg10      = 10
 )
 
 // Offsets in the IPv4 header.
@@ -231,7 +227,7 @@ func native32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v)
 type ctNew struct{}
 
 func (ctNew) String() string { return "ct state new" }
-func (ctNew) exprs(encoder) []expr.Any {
+func (ctNew) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(expr.CtStateBitNEW), Xor: native32(0)},
@@ -260,7 +256,7 @@ func (m addrMatch) String() string {
 	return s + m.prefix.String()
 }
 
-func (m addrMatch) exprs(encoder) []expr.Any {
+func (m addrMatch) exprs() []expr.Any {
 	off := uint32(offSaddr)
 	if m.daddr {
 		off = offDaddr
@@ -278,8 +274,8 @@ func (m addrMatch) exprs(encoder) []expr.Any {
 	return append(es, &expr.Cmp{Op: op, Register: reg1, Data: m.prefix.Masked().Addr().AsSlice()})
 }
 
-func saddrIs(a netip.Addr) addrMatch  { return addrMatch{prefix: netip.PrefixFrom(a, 32)} }
-func daddrIs(a netip.Addr) addrMatch  { return addrMatch{daddr: true, prefix: netip.PrefixFrom(a, 32)} }
+func saddrIs(a netip.Addr) addrMatch   { return addrMatch{prefix: netip.PrefixFrom(a, 32)} }
+func daddrIs(a netip.Addr) addrMatch   { return addrMatch{daddr: true, prefix: netip.PrefixFrom(a, 32)} }
 func saddrIn(p netip.Prefix) addrMatch { return addrMatch{prefix: p} }
 func saddrNotIn(p netip.Prefix) addrMatch {
 	return addrMatch{prefix: p, not: true}
@@ -291,7 +287,7 @@ var loopback = netip.MustParsePrefix("127.0.0.0/8")
 type l4proto uint8
 
 func (p l4proto) String() string { return "meta l4proto " + protoName(uint8(p)) }
-func (p l4proto) exprs(encoder) []expr.Any {
+func (p l4proto) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{uint8(p)}},
@@ -305,8 +301,8 @@ type dport struct {
 }
 
 func (d dport) String() string { return fmt.Sprintf("%s dport %d", protoName(d.proto), d.port) }
-func (d dport) exprs(enc encoder) []expr.Any {
-	return append(l4proto(d.proto).exprs(enc),
+func (d dport) exprs() []expr.Any {
+	return append(l4proto(d.proto).exprs(),
 		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binary.BigEndian.AppendUint16(nil, d.port)})
 }
@@ -324,7 +320,7 @@ func (s inSet) String() string {
 	return "ip saddr @" + s.set
 }
 
-func (s inSet) exprs(encoder) []expr.Any {
+func (s inSet) exprs() []expr.Any {
 	off := uint32(offSaddr)
 	if s.daddr {
 		off = offDaddr
@@ -345,7 +341,7 @@ func (f fibLocal) String() string {
 	return "fib saddr type local"
 }
 
-func (f fibLocal) exprs(encoder) []expr.Any {
+func (f fibLocal) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Fib{Register: reg1, ResultADDRTYPE: true, FlagDADDR: f.daddr, FlagSADDR: !f.daddr},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: native32(unix.RTN_LOCAL)},
@@ -359,12 +355,12 @@ func (v vmapAddrPort) String() string {
 	return "ip daddr . meta l4proto . th dport vmap @" + v.mapName
 }
 
-func (v vmapAddrPort) exprs(encoder) []expr.Any {
+func (v vmapAddrPort) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offDaddr, Len: 4},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32_01},
-		&expr.Payload{DestRegister: reg32_02, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: v.mapName, DestRegister: regVerdct, IsDestRegSet: true},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg9},
+		&expr.Payload{DestRegister: reg10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: reg1, SetName: v.mapName, DestRegister: regVerdict, IsDestRegSet: true},
 	}
 }
 
@@ -372,37 +368,29 @@ func (v vmapAddrPort) exprs(encoder) []expr.Any {
 type vmapPort struct{ mapName string }
 
 func (v vmapPort) String() string { return "meta l4proto . th dport vmap @" + v.mapName }
-func (v vmapPort) exprs(encoder) []expr.Any {
+func (v vmapPort) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Payload{DestRegister: reg32_01, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg1, SetName: v.mapName, DestRegister: regVerdct, IsDestRegSet: true},
+		&expr.Payload{DestRegister: reg9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: reg1, SetName: v.mapName, DestRegister: regVerdict, IsDestRegSet: true},
 	}
 }
 
-// numgenVmap: `numgen random mod 2 vmap { 0 : goto a, 1 : goto b }`, the
-// random choice of an endpoint.
-type numgenVmap struct{ chains []string }
+// numgenZero: `numgen random mod 3 0`, true once in n times. A service
+// port's rules pick an endpoint with a run of them, as iptables mode's
+// statistic matches do: the first with one chance in n, the next in n-1,
+// ..., the last for sure, so each endpoint gets 1/n of the connections.
+// (kube-proxy's nftables mode uses one rule, `numgen random mod n vmap
+// {...}`, but each such anonymous map costs the kernel a walk of the
+// whole transaction when it is bound: with a thousand services a full sync
+// took seconds.)
+type numgenZero uint32
 
-func (n numgenVmap) String() string {
-	parts := make([]string, len(n.chains))
-	for i, c := range n.chains {
-		parts[i] = fmt.Sprintf("%d : goto %s", i, c)
-	}
-	return fmt.Sprintf("numgen random mod %d vmap { %s }", len(n.chains), strings.Join(parts, ", "))
-}
-
-func (n numgenVmap) exprs(enc encoder) []expr.Any {
-	keys := make([][]byte, len(n.chains))
-	verdicts := make([]*expr.Verdict, len(n.chains))
-	for i, c := range n.chains {
-		keys[i] = native32(uint32(i)) // numgen's result is in host order
-		verdicts[i] = &expr.Verdict{Kind: expr.VerdictGoto, Chain: c}
-	}
-	name, id := enc.anonymousVerdictMap(keys, verdicts)
+func (n numgenZero) String() string { return fmt.Sprintf("numgen random mod %d 0", uint32(n)) }
+func (n numgenZero) exprs() []expr.Any {
 	return []expr.Any{
-		&expr.Numgen{Register: reg1, Modulus: uint32(len(n.chains)), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: reg1, SetName: name, SetID: id, DestRegister: regVerdct, IsDestRegSet: true},
+		&expr.Numgen{Register: reg1, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: native32(0)},
 	}
 }
 
@@ -411,7 +399,7 @@ func (n numgenVmap) exprs(enc encoder) []expr.Any {
 type updateSaddr struct{ set string }
 
 func (u updateSaddr) String() string { return "update @" + u.set + " { ip saddr }" }
-func (u updateSaddr) exprs(encoder) []expr.Any {
+func (u updateSaddr) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: offSaddr, Len: 4},
 		&expr.Dynset{SrcRegKey: reg1, SetName: u.set, Operation: unix.NFT_DYNSET_OP_UPDATE},
@@ -422,7 +410,7 @@ func (u updateSaddr) exprs(encoder) []expr.Any {
 type markMasq struct{}
 
 func (markMasq) String() string { return fmt.Sprintf("meta mark set meta mark | 0x%08x", masqMark) }
-func (markMasq) exprs(encoder) []expr.Any {
+func (markMasq) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(^masqMark), Xor: native32(masqMark)},
@@ -436,7 +424,7 @@ type markUnset struct{}
 func (markUnset) String() string {
 	return fmt.Sprintf("meta mark & 0x%08x == 0x00000000", masqMark)
 }
-func (markUnset) exprs(encoder) []expr.Any {
+func (markUnset) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(masqMark), Xor: native32(0)},
@@ -449,7 +437,7 @@ func (markUnset) exprs(encoder) []expr.Any {
 type markClear struct{}
 
 func (markClear) String() string { return fmt.Sprintf("meta mark set meta mark ^ 0x%08x", masqMark) }
-func (markClear) exprs(encoder) []expr.Any {
+func (markClear) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(^uint32(0)), Xor: native32(masqMark)},
@@ -461,7 +449,7 @@ func (markClear) exprs(encoder) []expr.Any {
 type masquerade struct{}
 
 func (masquerade) String() string { return "masquerade fully-random" }
-func (masquerade) exprs(encoder) []expr.Any {
+func (masquerade) exprs() []expr.Any {
 	return []expr.Any{&expr.Masq{FullyRandom: true}}
 }
 
@@ -472,7 +460,7 @@ type dnat struct {
 }
 
 func (d dnat) String() string { return "dnat to " + netip.AddrPortFrom(d.addr, d.port).String() }
-func (d dnat) exprs(encoder) []expr.Any {
+func (d dnat) exprs() []expr.Any {
 	return []expr.Any{
 		&expr.Immediate{Register: 1, Data: d.addr.AsSlice()},
 		&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, d.port)},
@@ -491,11 +479,11 @@ func (r reject) String() string {
 	return "reject"
 }
 
-func (r reject) exprs(encoder) []expr.Any {
+func (r reject) exprs() []expr.Any {
 	if r.tcpReset {
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
 	}
-	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: unix.ICMP_PORT_UNREACH}}
+	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable}}
 }
 
 // verdict: `jump c`, `goto c`, `drop`, `return`, `accept`. It is also
@@ -529,5 +517,8 @@ func (v verdict) String() string {
 	return fmt.Sprintf("verdict %d", v.kind)
 }
 
-func (v verdict) exprs(encoder) []expr.Any { return []expr.Any{v.expr()} }
-func (v verdict) expr() *expr.Verdict       { return &expr.Verdict{Kind: v.kind, Chain: v.chain} }
+func (v verdict) exprs() []expr.Any   { return []expr.Any{v.expr()} }
+func (v verdict) expr() *expr.Verdict { return &expr.Verdict{Kind: v.kind, Chain: v.chain} }
+
+// icmpPortUnreachable is ICMP destination unreachable's code 3.
+const icmpPortUnreachable = 3
