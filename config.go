@@ -101,6 +101,7 @@ func serverFlags() []cli.Flag {
 		sliceFlag("disable", "add-ons not to deploy: "+strings.Join(server.Addons, ", ")+" (traefik names ingress too); repeat or separate with commas"),
 		boolFlag("disable-agent", "run the control plane only, without a node on this machine"),
 		runtimeEndpointFlag(),
+		resolvConfFlag(),
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: `datastore to use ("memory://" keeps it in memory, for tests)`,
 			DefaultText: "the embedded bbolt file in the data directory", EnvVars: []string{envVar("datastore-endpoint")}},
 		debugFlag(),
@@ -119,8 +120,14 @@ func agentFlags() []cli.Flag {
 		stringFlag("cluster-dns", nil, server.DefaultClusterDNS, "cluster IP of the DNS service (the server's --cluster-dns)"),
 		stringFlag("cluster-domain", nil, server.DefaultClusterDomain, "the cluster's DNS domain (the server's --cluster-domain)"),
 		runtimeEndpointFlag(),
+		resolvConfFlag(),
 		debugFlag(),
 	}
+}
+
+func resolvConfFlag() cli.Flag {
+	return stringFlag("resolv-conf", nil, "",
+		"resolv.conf of the upstream resolvers, for CoreDNS and pods with dnsPolicy Default (default /etc/resolv.conf, or systemd-resolved's when that names only 127.0.0.53)")
 }
 
 func runtimeEndpointFlag() cli.Flag {

@@ -6,10 +6,7 @@
 // the binary; drop an import here once real code imports the module.
 package main
 
-import (
-	_ "github.com/coredns/coredns/core/dnsserver"
-	_ "go.etcd.io/etcd/client/v3"
-)
+import _ "go.etcd.io/etcd/client/v3"
 
 // The kubelet's streaming server and the stats summary's types.
 import (

@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"labctl/addons"
 	"labctl/agent"
 	agentjoin "labctl/agent/join"
 	"labctl/agent/preflight"
@@ -168,17 +169,39 @@ func (cmds *commands) server(c *cli.Context) error {
 			return fmt.Errorf("server: %w", err)
 		}
 	}
+	resolvConf := c.String("resolv-conf")
 	if !cfg.DisableAgent {
 		endpoint := c.String("container-runtime-endpoint")
 		cfg.Agent = func(ctx context.Context, kubeconfig string) error {
 			return agent.Run(ctx, agent.Config{
 				DataDir: cfg.DataDir, Kubeconfig: kubeconfig,
 				NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ControlPlane: true,
-				ContainerRuntimeEndpoint: endpoint,
-				ClusterCIDR:              cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+				ContainerRuntimeEndpoint: endpoint, ResolvConf: resolvConf,
+				ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 				Logger: log.With("component", "agent"),
 			})
 		}
+	}
+	// CoreDNS answers at the node IP (another node's proxy sends the
+	// cluster DNS address there): without a node here, the address the
+	// other nodes reach the server at.
+	dnsIP := cfg.NodeIP
+	if !dnsIP.IsValid() {
+		dnsIP = cfg.AdvertiseAddress
+	}
+	cfg.Addons = func(ctx context.Context, kubeconfig string) error {
+		if !dnsIP.IsValid() && !cfg.Disabled(server.AddonCoreDNS) {
+			ip, err := agent.DefaultNodeIP()
+			if err != nil {
+				return fmt.Errorf("coredns: %w (give --node-ip, or --disable coredns)", err)
+			}
+			dnsIP = ip
+		}
+		return addons.Run(ctx, addons.Config{
+			Kubeconfig: kubeconfig, CoreDNS: !cfg.Disabled(server.AddonCoreDNS),
+			NodeIP: dnsIP, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+			ResolvConf: resolvConf, Logger: log.With("component", "addons"),
+		})
 	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -230,8 +253,8 @@ func (cmds *commands) agent(c *cli.Context) error {
 	log.Info("starting labctl agent", "version", version, "server", cfg.Server.String(), "node-name", cfg.NodeName, "node-ip", cfg.NodeIP)
 	err = runAgent(ctx, agent.Config{
 		DataDir: cfg.DataDir, Kubeconfig: path, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
-		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
-		ClusterCIDR:              cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint, ResolvConf: c.String("resolv-conf"),
+		ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		Logger: log.With("component", "agent"),
 	})
 	if err != nil && ctx.Err() == nil {

@@ -75,6 +75,9 @@ type Config struct {
 	// (default 10.43.0.10 and cluster.local).
 	ClusterDNS    netip.Addr
 	ClusterDomain string
+	// ResolvConf is the node's resolv.conf for pods with dnsPolicy
+	// Default (default /etc/resolv.conf).
+	ResolvConf string
 	// RegistriesFile is registries.yaml (default
 	// /etc/labctl/registries.yaml; absent is fine).
 	RegistriesFile string
@@ -226,9 +229,10 @@ func Run(ctx context.Context, cfg Config) error {
 		StaticPodDir: filepath.Join(agentDir, "pod-manifests"),
 		Containerd:   runtime.Client(), Images: im, Network: n,
 		Root: agentDir, ClusterDNS: []string{cfg.ClusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
-		Allocatable: node.Allocatable(),
-		ClientCA:    rc.TLSClientConfig.CAData,
-		Recorder:    recorder, Logger: log.With("component", "kubelet"),
+		HostResolvConf: cfg.ResolvConf,
+		Allocatable:    node.Allocatable(),
+		ClientCA:       rc.TLSClientConfig.CAData,
+		Recorder:       recorder, Logger: log.With("component", "kubelet"),
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

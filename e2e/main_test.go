@@ -127,6 +127,10 @@ type clusterOptions struct {
 	agent bool
 	// prepare is called with the data directory before the start.
 	prepare func(dataDir string)
+	// resolvConf, when set, turns CoreDNS on with the upstream resolvers
+	// in this file (the tests' own, on loopback). Without it, CoreDNS is
+	// off: its start-up probe would go to the machine's resolvers.
+	resolvConf string
 }
 
 func startClusterWith(t *testing.T, opts clusterOptions) *cluster {
@@ -170,6 +174,11 @@ func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 		"--write-kubeconfig", c.kubeconfig,
 		"--https-listen-port", strconv.Itoa(port),
 		"--bind-address", "127.0.0.1"}
+	if opts.resolvConf != "" {
+		c.args = append(c.args, "--resolv-conf", opts.resolvConf)
+	} else {
+		c.args = append(c.args, "--disable", "coredns")
+	}
 	if opts.agent {
 		c.args = append(c.args, "--config", writeFile(t, dir, "config.yaml", "\n"), "--node-name", nodeName)
 	} else {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"labctl/agent/proxy"
+	"labctl/internal/mountinfo"
 	"labctl/internal/testimage"
 	"labctl/networking"
 )
@@ -148,7 +150,13 @@ func (n *nodeCluster) cleanup(t *testing.T) {
 	select {
 	case <-n.exited:
 	default:
-		r := n.admin(t, "delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait", "--timeout=60s")
+		// The workloads first, or their controllers make new pods.
+		r := n.admin(t, "delete", "deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs,replicationcontrollers",
+			"--all", "--all-namespaces", "--wait=false")
+		if r.code != 0 {
+			t.Errorf("deleting the workloads: %s", r)
+		}
+		r = n.admin(t, "delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait", "--timeout=60s")
 		if r.code != 0 {
 			t.Errorf("deleting the pods: %s", r)
 		}
@@ -165,6 +173,7 @@ func (n *nodeCluster) cleanup(t *testing.T) {
 		}
 	}
 	n.stop(t)
+	n.forceCleanup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := networking.Cleanup(ctx, networking.Config{}); err != nil {
@@ -301,4 +310,42 @@ func httpGet(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// forceCleanup kills what the node left running (the shims of labctl's
+// containerd and their containers) and unmounts what it left mounted, so
+// that a failed test does not leave them behind. It finds nothing when
+// the pods were removed as they should be.
+func (n *nodeCluster) forceCleanup(t *testing.T) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if !strings.Contains(cmd, "containerd-shim-runc-v2 -namespace labctl ") || !strings.Contains(cmd, "/run/labctl/containerd/containerd.sock") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		t.Errorf("killing a container shim the node left: %d %s", pid, cmd)
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, c := range strings.Fields(string(children)) {
+			if cp, err := strconv.Atoi(c); err == nil {
+				syscall.Kill(cp, syscall.SIGKILL)
+			}
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	mounts, err := mountinfo.Read()
+	if err != nil {
+		return
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i].Point
+		if strings.HasPrefix(m, n.dataDir+"/") || strings.HasPrefix(m, "/run/labctl/netns/") ||
+			strings.HasPrefix(m, "/run/labctl/containerd/") {
+			syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
 }

@@ -127,6 +127,12 @@ type Config struct {
 	// does not import the agent: main wires it, and the agent reaches the
 	// API as any other node does.
 	Agent func(ctx context.Context, kubeconfig string) error
+	// Addons, when not nil, runs the cluster add-ons (CoreDNS, ...) once
+	// the API answers, until ctx ends; kubeconfig is theirs
+	// (system:addons in group system:masters, written under
+	// DataDir/server). As for Agent, main wires it; Disable is for it to
+	// read.
+	Addons func(ctx context.Context, kubeconfig string) error
 }
 
 // withDefaults fills in zero values.
@@ -486,6 +492,28 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		stopAgent()
 		<-agentDone
 	}()
+	addonsDone := make(chan struct{})
+	addonsCtx, stopAddons := context.WithCancel(ctx)
+	defer stopAddons()
+	if cfg.Addons != nil {
+		path, err := writeClientKubeconfig(filepath.Join(cfg.DataDir, "server", "addons.kubeconfig"),
+			certs, pki.LocalServerURL(cfg.BindAddress, port), "system:addons", "system:masters")
+		if err != nil {
+			return fmt.Errorf("the add-ons' credentials: %w", err)
+		}
+		go func() {
+			defer close(addonsDone)
+			if err := cfg.Addons(addonsCtx, path); err != nil && addonsCtx.Err() == nil {
+				log.Error("the add-ons stopped (see the messages above)", "err", err)
+			}
+		}()
+	} else {
+		close(addonsDone)
+	}
+	defer func() {
+		stopAddons()
+		<-addonsDone
+	}()
 
 	select {
 	case err := <-served:
@@ -498,6 +526,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// The node first: it posts its last words through the API.
 	stopAgent()
 	<-agentDone
+	stopAddons()
+	<-addonsDone
 	// The controllers first, while the API still answers them (the Lease
 	// is released).
 	stopControllers()
@@ -578,11 +608,18 @@ func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) h
 // joining node gets them: a client certificate for system:node:<name> in
 // group system:nodes, in DataDir/agent/kubelet.kubeconfig.
 func writeNodeKubeconfig(cfg Config, certs *pki.PKI, url string) (string, error) {
+	return writeClientKubeconfig(filepath.Join(cfg.DataDir, "agent", "kubelet.kubeconfig"),
+		certs, url, "system:node:"+cfg.NodeName, "system:nodes")
+}
+
+// writeClientKubeconfig writes to path a kubeconfig for url with a new
+// client certificate for user in groups.
+func writeClientKubeconfig(path string, certs *pki.PKI, url, user string, groups ...string) (string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", err
 	}
-	certPEM, err := certs.SignClient(key.Public(), "system:node:"+cfg.NodeName, []string{"system:nodes"})
+	certPEM, err := certs.SignClient(key.Public(), user, groups)
 	if err != nil {
 		return "", err
 	}
@@ -591,7 +628,6 @@ func writeNodeKubeconfig(cfg Config, certs *pki.PKI, url string) (string, error)
 		return "", err
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
-	path := filepath.Join(cfg.DataDir, "agent", "kubelet.kubeconfig")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// ClusterDNS and ClusterDomain go into the pods' resolv.conf.
 	ClusterDNS    []string
 	ClusterDomain string
+	// HostResolvConf is the node's resolv.conf, for pods with dnsPolicy
+	// Default (default /etc/resolv.conf).
+	HostResolvConf string
 	// ServerAddr is where the kubelet's HTTPS endpoint (logs, exec,
 	// attach, port-forward, stats) listens (default ":10250"); ClientCA
 	// is the PEM of the CA its clients' certificates must come from (the

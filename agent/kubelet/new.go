@@ -33,7 +33,7 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	rc := runtimeConfig{
 		Root: cfg.Root, LogDir: cfg.LogDir, CgroupParent: cfg.CgroupParent,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, Logger: cfg.Logger,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, HostResolvConf: cfg.HostResolvConf, Logger: cfg.Logger,
 		Exited: enqueue,
 	}
 	var pnet podNetwork

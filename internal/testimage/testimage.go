@@ -26,7 +26,7 @@ const BusyboxPath = "/bin/busybox"
 // ErrNoBusybox is returned when BusyboxPath is missing.
 var ErrNoBusybox = errors.New("no " + BusyboxPath + " to build test images from (apt-get install busybox-static)")
 
-var applets = []string{"sh", "ls", "cat", "echo", "sleep", "env", "hostname", "readlink", "head", "tr",
+var applets = []string{"sh", "ls", "cat", "echo", "sleep", "env", "hostname", "readlink", "head", "tr", "timeout",
 	"tail", "rm", "touch", "mkdir", "grep", "sed", "wc", "id", "ps", "kill", "true", "false", "test",
 	"httpd", "nc", "wget", "nslookup", "mount", "df", "date", "printf", "seq", "yes", "stat", "cp", "mv", "ip"}
 

@@ -15,6 +15,11 @@
 //  5. CPU (utime+stime from /proc/<pid>/stat) of the same processes over
 //     30 s, idle and with the 100 pods.
 //
+// For steps 2 and 3 it also counts the CPU time the node's processes
+// used (labctl, the CNI plugins it runs, containerd, the shims, runc, the
+// containers) and how busy the machine's cores were: on a 2-core machine
+// shared with others, that is what the latencies mostly depend on.
+//
 // Then it deletes every pod, stops the server and removes what the node
 // left on the machine (the pod network, the /labctl cgroups), as the
 // e2e tests' cleanup does.
@@ -28,7 +33,7 @@
 //	go run ./scripts/nodebench                      # builds labctl into a temp dir
 //	go build -o /tmp/labctl . && go run ./scripts/nodebench -labctl /tmp/labctl
 //	go run ./scripts/nodebench -labctl /tmp/labctl -json > node.json
-//	go run ./scripts/nodebench -labctl /tmp/labctl -cpuprofile /tmp/prof
+//	go run ./scripts/nodebench -labctl /tmp/labctl -cpuprofile /tmp/prof -logs /tmp/logs
 package main
 
 import (
@@ -184,7 +189,10 @@ type podStart struct {
 	RunningP50 float64 `json:"bound_to_running_p50_s"`
 	RunningMax float64 `json:"bound_to_running_max_s"`
 	// Delete calls to every pod gone from the API and from the node.
-	DeleteAll   float64 `json:"delete_to_gone_s"`
+	DeleteAll float64 `json:"delete_to_gone_s"`
+	// NodeCPU is the CPU time the node's processes (labctl, containerd,
+	// the shims and what they ran, the containers) used for the starts.
+	NodeCPU     cpuTime `json:"node_cpu"`
 	MachineBusy float64 `json:"machine_busy_pct"`
 }
 
@@ -198,8 +206,34 @@ type deploy struct {
 	AllBound     float64 `json:"all_bound_s"`
 	FirstRunning float64 `json:"first_running_s"`
 	AllRunning   float64 `json:"all_running_s"`
+	// AllPodsReady: every pod's Ready condition True, as the watch
+	// shows; AllReady: the Deployment's status.readyReplicas.
+	AllPodsReady float64 `json:"all_pods_ready_s"`
 	AllReady     float64 `json:"all_ready_s"`
-	MachineBusy  float64 `json:"machine_busy_pct"`
+	// NodeCPU is the CPU time the node's processes used meanwhile, as
+	// PodStart's.
+	NodeCPU     cpuTime `json:"node_cpu"`
+	MachineBusy float64 `json:"machine_busy_pct"`
+}
+
+// cpuTime is CPU time used by the node's processes, in seconds; each
+// "Children" is what the processes' children used that they waited for:
+// the CNI plugins for labctl, `containerd-shim-runc-v2 start` for
+// containerd, runc for the shims.
+type cpuTime struct {
+	Total              float64 `json:"total_s"`
+	Labctl             float64 `json:"labctl_s"`
+	LabctlChildren     float64 `json:"labctl_children_s"`
+	Containerd         float64 `json:"containerd_s"`
+	ContainerdChildren float64 `json:"containerd_children_s"`
+	Shims              float64 `json:"shims_s"`
+	ShimsChildren      float64 `json:"shims_children_s"`
+	Containers         float64 `json:"containers_s"`
+}
+
+func (c cpuTime) String() string {
+	return fmt.Sprintf("labctl %.2f + its children (CNI plugins) %.2f, containerd %.2f + its children %.2f, shims %.2f + runc %.2f, containers %.2f",
+		c.Labctl, c.LabctlChildren, c.Containerd, c.ContainerdChildren, c.Shims, c.ShimsChildren, c.Containers)
 }
 
 // procMem is the memory of a group of processes, in bytes.
@@ -207,9 +241,19 @@ type procMem struct {
 	Count int   `json:"count"`
 	RSS   int64 `json:"rss_bytes"`
 	PSS   int64 `json:"pss_bytes"`
+	// RSS split into anonymous memory (the heap, stacks) and file-backed
+	// pages (mostly the binary's), from /proc/<pid>/status.
+	Anon int64 `json:"rss_anon_bytes"`
+	File int64 `json:"rss_file_bytes"`
 }
 
-func (m *procMem) add(o procMem) { m.Count += o.Count; m.RSS += o.RSS; m.PSS += o.PSS }
+func (m *procMem) add(o procMem) {
+	m.Count += o.Count
+	m.RSS += o.RSS
+	m.PSS += o.PSS
+	m.Anon += o.Anon
+	m.File += o.File
+}
 
 // memSample is step 4 at one moment.
 type memSample struct {
@@ -347,19 +391,19 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	// 2. Pod start latency.
 	stopProfile := n.profile(ctx, o, "pods", r)
 	busy := machineBusy()
-	if r.PodStart, err = n.podStartLatency(ctx, o.pods); err != nil {
+	if r.PodStart, err = n.podStartLatency(ctx, o.pods, busy); err != nil {
 		return nil, err
 	}
-	r.PodStart.MachineBusy = busy()
 	stopProfile()
 
 	// 3. The Deployment.
 	stopProfile = n.profile(ctx, o, "deployment", r)
 	busy = machineBusy()
+	nodeCPU := nodeCPUTime(pid)
 	if r.Deploy, err = n.deployment(ctx, o.replicas); err != nil {
 		return nil, err
 	}
-	r.Deploy.MachineBusy = busy()
+	r.Deploy.MachineBusy, r.Deploy.NodeCPU = busy(), nodeCPU()
 	stopProfile()
 
 	// 4 and 5, with the pods.
@@ -568,7 +612,7 @@ func (n *node) podWatch(ctx context.Context, app string) (watch.Interface, error
 // podStartLatency creates count pods one after another, each once the
 // one before runs, and times each from its Create call to the watch
 // showing it Running; then it deletes them and waits until they are gone.
-func (n *node) podStartLatency(ctx context.Context, count int) (podStart, error) {
+func (n *node) podStartLatency(ctx context.Context, count int, busy func() float64) (podStart, error) {
 	const app = "nodebench-seq"
 	w, err := n.podWatch(ctx, app)
 	if err != nil {
@@ -578,6 +622,7 @@ func (n *node) podStartLatency(ctx context.Context, count int) (podStart, error)
 	progress("pod start: %d pods, one after another", count)
 	var total, toBound, toRunning []time.Duration
 	pods := n.cs.CoreV1().Pods(metav1.NamespaceDefault)
+	nodeCPU := nodeCPUTime(n.cmd.Process.Pid)
 	for i := 0; i < count; i++ {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seq-%02d", i), Labels: map[string]string{"app": app}}, Spec: podSpec()}
 		start := time.Now()
@@ -618,7 +663,8 @@ func (n *node) podStartLatency(ctx context.Context, count int) (podStart, error)
 	}
 	ps := podStart{Pods: count,
 		P50: pct(total, 50), P90: pct(total, 90), P99: pct(total, 99), Max: pct(total, 100),
-		BoundP50: pct(toBound, 50), BoundMax: pct(toBound, 100), RunningP50: pct(toRunning, 50), RunningMax: pct(toRunning, 100)}
+		BoundP50: pct(toBound, 50), BoundMax: pct(toBound, 100), RunningP50: pct(toRunning, 50), RunningMax: pct(toRunning, 100),
+		NodeCPU: nodeCPU(), MachineBusy: busy()}
 	progress("pod start: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s", ps.P50, ps.P90, ps.P99, ps.Max)
 
 	progress("deleting the %d pods", count)
@@ -634,6 +680,15 @@ func (n *node) podStartLatency(ctx context.Context, count int) (podStart, error)
 	ps.DeleteAll = time.Since(start).Seconds()
 	progress("the %d pods are gone %.3f s after the deletes", count, ps.DeleteAll)
 	return ps, nil
+}
+
+func isPodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // describePod says what a pod that does not run shows.
@@ -704,7 +759,7 @@ func (n *node) deployment(ctx context.Context, replicas int) (deploy, error) {
 		return deploy{}, err
 	}
 	res := deploy{Replicas: replicas}
-	created, bound, running := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	created, bound, running, podReady := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	since := func() float64 { return time.Since(start).Seconds() }
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -739,6 +794,12 @@ func (n *node) deployment(ctx context.Context, replicas int) (deploy, error) {
 					res.AllRunning = since()
 				}
 			}
+			if isPodReady(p) && !podReady[p.Name] {
+				podReady[p.Name] = true
+				if len(podReady) == replicas {
+					res.AllPodsReady = since()
+				}
+			}
 		case ev, ok := <-dw.ResultChan():
 			if !ok {
 				return res, errors.New("the Deployment watch ended")
@@ -757,8 +818,8 @@ func (n *node) deployment(ctx context.Context, replicas int) (deploy, error) {
 			return res, ctx.Err()
 		}
 	}
-	progress("Deployment: all %d created after %.2f s, bound %.2f s, first Running %.2f s, all Running %.2f s, readyReplicas %d after %.2f s",
-		replicas, res.AllCreated, res.AllBound, res.FirstRunning, res.AllRunning, replicas, res.AllReady)
+	progress("Deployment: all %d created after %.2f s, bound %.2f s, first Running %.2f s, all Running %.2f s, all pods Ready %.2f s, readyReplicas %d after %.2f s",
+		replicas, res.AllCreated, res.AllBound, res.FirstRunning, res.AllRunning, res.AllPodsReady, replicas, res.AllReady)
 	return res, nil
 }
 
@@ -1013,7 +1074,8 @@ func memory(server int) (memSample, error) {
 				}
 				continue // a process that just ended
 			}
-			pm.add(procMem{Count: 1, RSS: rss, PSS: pss})
+			anon, file := rssSplit(pid)
+			pm.add(procMem{Count: 1, RSS: rss, PSS: pss, Anon: anon, File: file})
 		}
 		return pm
 	}
@@ -1052,6 +1114,25 @@ func smapsRollup(pid int) (rss, pss int64, err error) {
 	return rss, pss, sc.Err()
 }
 
+// rssSplit is a process's RssAnon and RssFile, in bytes.
+func rssSplit(pid int) (anon, file int64) {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "RssAnon":
+			anon = kb * 1024
+		case "RssFile":
+			file = kb * 1024
+		}
+	}
+	return anon, file
+}
+
 // cpuShare counts the CPU time of the node's processes over window.
 func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample, error) {
 	before := processes()
@@ -1087,6 +1168,41 @@ func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample,
 		Labctl: share(delta(g.labctl, false)), LabctlChildren: share(delta(g.labctl, true)),
 		Containerd: share(delta(g.containerd, false)), ContainerdChildren: share(delta(g.containerd, true)),
 		Shims: share(delta(g.shims, false) + delta(g.shims, true)), MachineBusy: machine}, nil
+}
+
+// nodeCPUTime starts counting the CPU time of the node's processes:
+// labctl, its containerd, the shims and the containers, each with the
+// children it waited for (CNI plugins, runc). The function it returns is
+// the time used since, in seconds; processes that ended meanwhile are
+// not counted (call it before pods are deleted).
+func nodeCPUTime(server int) func() cpuTime {
+	before := processes()
+	return func() cpuTime {
+		after := processes()
+		g := classify(after, server)
+		sum := func(pids []int, children bool) float64 {
+			var ticks int64
+			for _, pid := range pids {
+				a := after[pid]
+				b, ok := before[pid]
+				if !ok || b.comm != a.comm {
+					b = proc{}
+				}
+				if children {
+					ticks += a.children - b.children
+				} else {
+					ticks += a.self - b.self
+				}
+			}
+			return float64(ticks) / ticksPerSecond
+		}
+		c := cpuTime{Labctl: sum(g.labctl, false), LabctlChildren: sum(g.labctl, true),
+			Containerd: sum(g.containerd, false), ContainerdChildren: sum(g.containerd, true),
+			Shims: sum(g.shims, false), ShimsChildren: sum(g.shims, true),
+			Containers: sum(g.containers, false) + sum(g.containers, true) + sum(g.other, false) + sum(g.other, true)}
+		c.Total = c.Labctl + c.LabctlChildren + c.Containerd + c.ContainerdChildren + c.Shims + c.ShimsChildren + c.Containers
+		return c
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -1245,7 +1361,7 @@ func (r *report) print(out io.Writer) {
 		if m.Count == 0 {
 			return "none"
 		}
-		return fmt.Sprintf("PSS %s, RSS %s", mib(m.PSS), mib(m.RSS))
+		return fmt.Sprintf("PSS %s, RSS %s (anonymous %s, file-backed %s)", mib(m.PSS), mib(m.RSS), mib(m.Anon), mib(m.File))
 	}
 	ps, d, mi, ml := r.PodStart, r.Deploy, r.MemoryIdle, r.MemoryLoaded
 	upLoadedGoal := upstreamLoadedMiB / 2 * (1 << 20)
@@ -1259,11 +1375,15 @@ func (r *report) print(out io.Writer) {
 	row("  of which Create to bound", fmt.Sprintf("p50 %.3f, max %.3f s", ps.BoundP50, ps.BoundMax), "", "")
 	row("  of which bound to Running", fmt.Sprintf("p50 %.3f, max %.3f s", ps.RunningP50, ps.RunningMax), "", "")
 	row(fmt.Sprintf("  deleting the %d, to all gone", ps.Pods), sec(ps.DeleteAll), "", "")
+	row("  CPU time of the node's processes for the starts", fmt.Sprintf("%.2f s (%.0f ms a pod)", ps.NodeCPU.Total, ps.NodeCPU.Total/float64(max(ps.Pods, 1))*1000), "", "")
+	row("    of which", ps.NodeCPU.String(), "", "")
 	row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%%", ps.MachineBusy), "", "")
 	row(fmt.Sprintf("Deployment of %d, create to readyReplicas %d", d.Replicas, d.Replicas), sec(d.AllReady), sec(upstreamDeploy),
 		fmt.Sprintf("under %.0f s: %s", goalDeploy, verdict(d.AllReady < goalDeploy)))
-	row("  all created / all bound / first Running / all Running",
-		fmt.Sprintf("%.2f / %.2f / %.2f / %.2f s", d.AllCreated, d.AllBound, d.FirstRunning, d.AllRunning), "", "")
+	row("  all created / all bound / first Running / all Running / all pods Ready",
+		fmt.Sprintf("%.2f / %.2f / %.2f / %.2f / %.2f s", d.AllCreated, d.AllBound, d.FirstRunning, d.AllRunning, d.AllPodsReady), "", "")
+	row("  CPU time of the node's processes meanwhile", fmt.Sprintf("%.2f s (%.0f ms a pod)", d.NodeCPU.Total, d.NodeCPU.Total/float64(max(d.Replicas, 1))*1000), "", "")
+	row("    of which", d.NodeCPU.String(), "", "")
 	row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%%", d.MachineBusy), "", "")
 	row("memory idle (no pods, after 20 s)", "", "", "")
 	row("  labctl", mem(mi.Labctl), "", fmt.Sprintf("under 100 MB (RSS): %s", verdict(float64(mi.Labctl.RSS) < goalLabctlIdleByte)))

@@ -922,6 +922,12 @@ func remoteCommandStatus(err error) metav1.Status {
 	case errors.As(err, &se):
 		return se.ErrStatus
 	}
+	// The kubelet's own failure (already "Internal error occurred: ...")
+	// reaches the client as the kubelet worded it, not wrapped twice.
+	if msg := strings.TrimPrefix(err.Error(), "error executing remote command: "); strings.HasPrefix(msg, "Internal error occurred: ") {
+		return metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
+			Reason: metav1.StatusReasonInternalError, Message: msg}
+	}
 	return apierrors.NewInternalError(err).ErrStatus
 }
 
