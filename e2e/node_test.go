@@ -59,6 +59,13 @@ type nodeCluster struct {
 // network and the pods' cgroups.
 func startNodeCluster(t *testing.T) *nodeCluster {
 	t.Helper()
+	return startNodeClusterWith(t, clusterOptions{})
+}
+
+// startNodeClusterWith is startNodeCluster with more options (agent and
+// prepare are set here).
+func startNodeClusterWith(t *testing.T, opts clusterOptions) *nodeCluster {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the node tests need root (CI runs them as root)")
 	}
@@ -90,7 +97,8 @@ func startNodeCluster(t *testing.T) *nodeCluster {
 	}
 
 	var dataDir string
-	c := startClusterWith(t, clusterOptions{agent: true, prepare: func(dir string) {
+	opts.agent = true
+	opts.prepare = func(dir string) {
 		dataDir = dir
 		images := filepath.Join(dir, "agent", "images")
 		if err := os.MkdirAll(images, 0o755); err != nil {
@@ -100,7 +108,8 @@ func startNodeCluster(t *testing.T) *nodeCluster {
 		if err := tarball.WriteToFile(filepath.Join(images, "busybox.tar"), tag, img); err != nil {
 			t.Fatal(err)
 		}
-	}})
+	}
+	c := startClusterWith(t, opts)
 	n := &nodeCluster{cluster: c, dataDir: dataDir, registry: host}
 	t.Cleanup(func() { n.cleanup(t) })
 	n.waitNodeReady(t, 60*time.Second)
