@@ -96,7 +96,7 @@ spec:
 		return n.admin(t, append([]string{"exec", "client", "--"}, args...)...)
 	}
 	// lookup retries a little: a new Service reaches CoreDNS through a watch.
-	lookup := func(want []string, args ...string) {
+	lookup := func(t *testing.T, want []string, args ...string) {
 		t.Helper()
 		var r result
 		for i := 0; i < 20; i++ {
@@ -114,8 +114,8 @@ spec:
 	}
 
 	t.Run("services by name", func(t *testing.T) {
-		lookup([]string{webIP}, "web.default.svc.cluster.local")
-		lookup([]string{"10.43.0.1"}, "kubernetes.default.svc.cluster.local")
+		lookup(t, []string{webIP}, "web.default.svc.cluster.local")
+		lookup(t, []string{"10.43.0.1"}, "kubernetes.default.svc.cluster.local")
 		for _, name := range []string{"web", "web.default", "web.default.svc.cluster.local"} {
 			if r := exec("timeout", "5", "wget", "-qO-", "http://"+name+"/"); r.code != 0 || !strings.HasPrefix(r.stdout, "web-") {
 				t.Errorf("wget http://%s/: %s", name, r)
@@ -130,17 +130,17 @@ spec:
 	})
 
 	t.Run("headless and StatefulSet pods", func(t *testing.T) {
-		lookup([]string{db0, db1}, "db.default.svc.cluster.local")
-		lookup([]string{db0}, "db-0.db.default.svc.cluster.local")
+		lookup(t, []string{db0, db1}, "db.default.svc.cluster.local")
+		lookup(t, []string{db0}, "db-0.db.default.svc.cluster.local")
 	})
 
 	t.Run("SRV", func(t *testing.T) {
-		lookup([]string{"80", "web.default.svc.cluster.local"}, "-type=SRV", "_http._tcp.web.default.svc.cluster.local")
+		lookup(t, []string{"80", "web.default.svc.cluster.local"}, "-type=SRV", "_http._tcp.web.default.svc.cluster.local")
 	})
 
 	t.Run("ExternalName and names outside the cluster", func(t *testing.T) {
-		lookup([]string{"outside.example", "203.0.113.7"}, "ext.default.svc.cluster.local")
-		lookup([]string{"203.0.113.7"}, "outside.example")
+		lookup(t, []string{"outside.example", "203.0.113.7"}, "ext.default.svc.cluster.local")
+		lookup(t, []string{"203.0.113.7"}, "outside.example")
 		r := exec("nslookup", "nothing.default.svc.cluster.local")
 		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, "NXDOMAIN") {
 			t.Errorf("an unknown service name: %s", r)

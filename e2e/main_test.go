@@ -172,8 +172,12 @@ func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 	c.args = []string{"server",
 		"--data-dir", filepath.Join(dir, "data"),
 		"--write-kubeconfig", c.kubeconfig,
-		"--https-listen-port", strconv.Itoa(port),
-		"--bind-address", "127.0.0.1"}
+		"--https-listen-port", strconv.Itoa(port)}
+	if !opts.agent {
+		// A node's pods reach the API server at the node's address (the
+		// kubernetes Service): only then must it listen beyond loopback.
+		c.args = append(c.args, "--bind-address", "127.0.0.1")
+	}
 	if opts.resolvConf != "" {
 		c.args = append(c.args, "--resolv-conf", opts.resolvConf)
 	} else {

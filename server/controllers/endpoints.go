@@ -174,9 +174,7 @@ func (c *endpoints) syncEndpoints(ctx context.Context, svc *corev1.Service, pods
 		}
 		addr := corev1.EndpointAddress{IP: pod.Status.PodIP, NodeName: ptr.To(pod.Spec.NodeName),
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}}
-		if svc.Spec.ClusterIP == corev1.ClusterIPNone && pod.Spec.Hostname != "" {
-			addr.Hostname = pod.Spec.Hostname
-		}
+		addr.Hostname = endpointHostname(svc, pod)
 		if ready {
 			g.ready = append(g.ready, addr)
 		} else {
@@ -241,6 +239,9 @@ func (c *endpoints) syncSlice(ctx context.Context, svc *corev1.Service, pods []*
 			NodeName:   ptr.To(pod.Spec.NodeName),
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 		}
+		if h := endpointHostname(svc, pod); h != "" {
+			e.Hostname = &h
+		}
 		eps = append(eps, e)
 	}
 	yes := true
@@ -281,4 +282,14 @@ func (c *endpoints) syncSlice(ctx context.Context, svc *corev1.Service, pods []*
 		return nil
 	}
 	return err
+}
+
+// endpointHostname is the pod's hostname in the service's DNS records
+// (<hostname>.<service>.<namespace>.svc): as upstream, a pod with a
+// hostname whose subdomain is the service's name, in its namespace.
+func endpointHostname(svc *corev1.Service, pod *corev1.Pod) string {
+	if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name && pod.Namespace == svc.Namespace {
+		return pod.Spec.Hostname
+	}
+	return ""
 }
