@@ -370,6 +370,12 @@ func TestServerFlagValues(t *testing.T) {
 		t.Error("no logger passed to the server")
 	}
 	got.Logger = nil
+	// The add-ons (their settings are the server's, checked here) run
+	// through a hook main sets; the node does not (--disable-agent).
+	if got.Addons == nil || got.Agent != nil {
+		t.Errorf("hooks: add-ons set %v (want true), agent set %v (want false)", got.Addons != nil, got.Agent != nil)
+	}
+	got.Addons = nil
 	want := server.Config{
 		DataDir:           filepath.Join(wd, "relative/dir"),
 		KubeconfigPath:    "/tmp/kube.yaml",
