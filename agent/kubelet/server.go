@@ -842,6 +842,21 @@ func (a streamAdapter) call(ctx context.Context, in io.Reader, out, errw io.Writ
 	return a.run(ctx, i, o, e, tty, resize)
 }
 
+// findPod finds the pod a streaming request names (and, when given, its
+// UID), or answers 404 as upstream's kubelet does.
+func (s *kubeletServer) findPod(w http.ResponseWriter, namespace, name, uid string) (*corev1.Pod, bool) {
+	pod, ok := s.cfg.Pods.Pod(namespace, name)
+	if !ok {
+		writeText(w, http.StatusNotFound, "pod does not exist")
+		return nil, false
+	}
+	if uid != "" && types.UID(uid) != pod.UID {
+		writeText(w, http.StatusNotFound, "pod not found")
+		return nil, false
+	}
+	return pod, true
+}
+
 // remoteCommand serves exec and attach.
 func (s *kubeletServer) remoteCommand(w http.ResponseWriter, r *http.Request, kind, namespace, name, uid, container string) {
 	opts, err := remotecommand.NewOptions(r)
@@ -849,13 +864,8 @@ func (s *kubeletServer) remoteCommand(w http.ResponseWriter, r *http.Request, ki
 		writeText(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	pod, ok := s.cfg.Pods.Pod(namespace, name)
+	pod, ok := s.findPod(w, namespace, name, uid)
 	if !ok {
-		writeText(w, http.StatusNotFound, "pod does not exist")
-		return
-	}
-	if uid != "" && types.UID(uid) != pod.UID {
-		writeText(w, http.StatusNotFound, "pod not found")
 		return
 	}
 	runs, err := s.cfg.Pods.ContainerRuns(r.Context(), pod.UID, container)
@@ -1027,13 +1037,8 @@ func (s *kubeletServer) portForward(w http.ResponseWriter, r *http.Request, name
 			return
 		}
 	}
-	pod, ok := s.cfg.Pods.Pod(namespace, name)
+	pod, ok := s.findPod(w, namespace, name, uid)
 	if !ok {
-		writeText(w, http.StatusNotFound, "pod does not exist")
-		return
-	}
-	if uid != "" && types.UID(uid) != pod.UID {
-		writeText(w, http.StatusNotFound, "pod not found")
 		return
 	}
 	fwd := portForwarder{r: s.cfg.Runtime, uid: pod.UID}
