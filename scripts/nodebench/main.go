@@ -297,6 +297,9 @@ type node struct {
 	exited                   chan struct{}
 	cs                       *kubernetes.Clientset
 	cfg                      *rest.Config
+	// foreign are the shims of namespace labctl that ran before the
+	// server started: not the node's.
+	foreign map[int]bool
 }
 
 func run(ctx context.Context, o options) (_ *report, err error) {
@@ -369,7 +372,7 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	if err := n.waitReady(ctx, launched, r); err != nil {
 		return nil, err
 	}
-	pid := n.cmd.Process.Pid
+	pid := n.procs()
 
 	// 4 and 5, idle.
 	progress("idle: settling for %v", settle)
@@ -519,6 +522,14 @@ func (n *node) start(labctl string) (time.Time, error) {
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	// Should nodebench die, the server goes with it.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if n.foreign = foreignShims(); len(n.foreign) > 0 {
+		var pids []int
+		for pid := range n.foreign {
+			pids = append(pids, pid)
+		}
+		sort.Ints(pids)
+		progress("%d shims of namespace labctl run already, left by earlier nodes (not counted): pids %v", len(pids), pids)
+	}
 	progress("starting %s server --node-name %s --https-listen-port %d", labctl, nodeName, port)
 	launched := time.Now()
 	if err := n.cmd.Start(); err != nil {
@@ -622,7 +633,7 @@ func (n *node) podStartLatency(ctx context.Context, count int, busy func() float
 	progress("pod start: %d pods, one after another", count)
 	var total, toBound, toRunning []time.Duration
 	pods := n.cs.CoreV1().Pods(metav1.NamespaceDefault)
-	nodeCPU := nodeCPUTime(n.cmd.Process.Pid)
+	nodeCPU := nodeCPUTime(n.procs())
 	for i := 0; i < count; i++ {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seq-%02d", i), Labels: map[string]string{"app": app}}, Spec: podSpec()}
 		start := time.Now()
@@ -1000,7 +1011,54 @@ type groups struct {
 	labctl, containerd, shims, containers, other []int
 }
 
-func classify(all map[int]proc, server int) groups {
+// nodeProcs names the node's processes: the server, the address of its
+// containerd (the node's shims carry it), and the shims of namespace
+// labctl that were there before it started (left by earlier nodes whose
+// pods were not removed), which are not the node's.
+type nodeProcs struct {
+	server  int
+	address string
+	foreign map[int]bool
+}
+
+// foreignShims lists the shims of namespace labctl that run now.
+func foreignShims() map[int]bool {
+	out := map[int]bool{}
+	for _, p := range processes() {
+		if strings.HasPrefix(p.comm, "containerd-shim") && isLabctlShim(p.args, "") {
+			out[p.pid] = true
+		}
+	}
+	return out
+}
+
+// procs is the node's processes, once the server runs.
+func (n *node) procs() nodeProcs {
+	return nodeProcs{server: n.cmd.Process.Pid, address: n.containerdAddress(), foreign: n.foreign}
+}
+
+// containerdAddress is the address the node's containerd serves, from
+// the [grpc] section of the configuration labctl writes for it
+// (shims started by other containerds, such as the kubelet tests'
+// private ones, carry other addresses).
+func (n *node) containerdAddress() string {
+	data, err := os.ReadFile(filepath.Join(n.dataDir, "agent", "etc", "containerd", "config.toml"))
+	if err != nil {
+		return ""
+	}
+	_, grpc, _ := strings.Cut(string(data), "[grpc]")
+	for _, l := range strings.Split(grpc, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "address = "); ok {
+			if a, err := strconv.Unquote(v); err == nil {
+				return a
+			}
+		}
+	}
+	return ""
+}
+
+func classify(all map[int]proc, np nodeProcs) groups {
+	server := np.server
 	g := groups{labctl: []int{server}}
 	kids := map[int][]int{}
 	for _, p := range all {
@@ -1019,7 +1077,7 @@ func classify(all map[int]proc, server int) groups {
 	}
 	shim := map[int]bool{}
 	for _, p := range all {
-		if strings.HasPrefix(p.comm, "containerd-shim") && isLabctlShim(p.args) {
+		if strings.HasPrefix(p.comm, "containerd-shim") && isLabctlShim(p.args, np.address) && !np.foreign[p.pid] {
 			g.shims = append(g.shims, p.pid)
 			shim[p.pid] = true
 		}
@@ -1041,13 +1099,19 @@ func classify(all map[int]proc, server int) groups {
 	return g
 }
 
-func isLabctlShim(args []string) bool {
+// isLabctlShim says whether a shim's arguments name namespace labctl
+// and, unless address is "", the containerd at address.
+func isLabctlShim(args []string, address string) bool {
+	namespace, addr := "", ""
 	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "-namespace" && args[i+1] == "labctl" {
-			return true
+		switch args[i] {
+		case "-namespace":
+			namespace = args[i+1]
+		case "-address":
+			addr = args[i+1]
 		}
 	}
-	return false
+	return namespace == "labctl" && (address == "" || addr == address)
 }
 
 func slicesContains(s []int, v int) bool {
@@ -1060,8 +1124,9 @@ func slicesContains(s []int, v int) bool {
 }
 
 // memory reads RSS and PSS of the node's processes.
-func memory(server int) (memSample, error) {
-	g := classify(processes(), server)
+func memory(np nodeProcs) (memSample, error) {
+	server := np.server
+	g := classify(processes(), np)
 	var m memSample
 	var err error
 	sum := func(pids []int) procMem {
@@ -1134,9 +1199,10 @@ func rssSplit(pid int) (anon, file int64) {
 }
 
 // cpuShare counts the CPU time of the node's processes over window.
-func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample, error) {
+func cpuShare(ctx context.Context, np nodeProcs, window time.Duration) (cpuSample, error) {
+	server := np.server
 	before := processes()
-	g := classify(before, server)
+	g := classify(before, np)
 	start := time.Now()
 	busy := machineBusy()
 	if err := sleep(ctx, window); err != nil {
@@ -1175,11 +1241,11 @@ func cpuShare(ctx context.Context, server int, window time.Duration) (cpuSample,
 // children it waited for (CNI plugins, runc). The function it returns is
 // the time used since, in seconds; processes that ended meanwhile are
 // not counted (call it before pods are deleted).
-func nodeCPUTime(server int) func() cpuTime {
+func nodeCPUTime(np nodeProcs) func() cpuTime {
 	before := processes()
 	return func() cpuTime {
 		after := processes()
-		g := classify(after, server)
+		g := classify(after, np)
 		sum := func(pids []int, children bool) float64 {
 			var ticks int64
 			for _, pid := range pids {
