@@ -48,14 +48,17 @@ func TestReplicaSet(t *testing.T) {
 	cfg := startAPI(t)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-	runControllers(t, cfg, "server-a")
 
-	// An orphan that matches the selector is adopted, not duplicated.
+	// An orphan that matches the selector is adopted, not duplicated. It
+	// exists before the controllers start, so that their pod informer has
+	// it when the ReplicaSet comes (a pod seen later could race the
+	// ReplicaSet's first sync, upstream as here).
 	orphan := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stray", Labels: map[string]string{"app": "web"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, orphan, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	runControllers(t, cfg, "server-a")
 	if _, err := cs.AppsV1().ReplicaSets("default").Create(ctx, replicaSet("web", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
