@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"labctl/internal/atomicfile"
+
+	"labctl/internal/tomlstr"
 )
 
 // Namespace is the containerd namespace that holds labctl's images and
@@ -197,54 +199,30 @@ func (c Config) renderConfig() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by labctl at every start; edits are overwritten.\n")
 	fmt.Fprintf(&b, "version = 2\n")
-	fmt.Fprintf(&b, "root = %s\n", tomlString(c.Root))
-	fmt.Fprintf(&b, "state = %s\n", tomlString(c.State))
+	fmt.Fprintf(&b, "root = %s\n", tomlstr.Quote(c.Root))
+	fmt.Fprintf(&b, "state = %s\n", tomlstr.Quote(c.State))
 	fmt.Fprintf(&b, "# Never below the current value: these machines lack CAP_SYS_RESOURCE.\n")
 	fmt.Fprintf(&b, "oom_score = 0\n")
 	fmt.Fprintf(&b, "# What labctl does not use, off to save memory and start-up time.\n")
 	fmt.Fprintf(&b, "disabled_plugins = [\n")
 	for _, p := range DisabledPlugins {
-		fmt.Fprintf(&b, "  %s,\n", tomlString(p))
+		fmt.Fprintf(&b, "  %s,\n", tomlstr.Quote(p))
 	}
 	fmt.Fprintf(&b, "]\n\n")
-	fmt.Fprintf(&b, "[grpc]\n  address = %s\n\n", tomlString(c.Address))
-	fmt.Fprintf(&b, "[ttrpc]\n  address = %s\n\n", tomlString(c.Address+".ttrpc"))
+	fmt.Fprintf(&b, "[grpc]\n  address = %s\n\n", tomlstr.Quote(c.Address))
+	fmt.Fprintf(&b, "[ttrpc]\n  address = %s\n\n", tomlstr.Quote(c.Address+".ttrpc"))
 	level := "info"
 	if c.Debug {
 		level = "debug"
 	}
-	fmt.Fprintf(&b, "[debug]\n  level = %s\n\n", tomlString(level))
+	fmt.Fprintf(&b, "[debug]\n  level = %s\n\n", tomlstr.Quote(level))
 	if c.RegistryConfigDir != "" {
 		fmt.Fprintf(&b, "[plugins]\n")
 		fmt.Fprintf(&b, "  # Read only when the CRI plugin is on. labctl pulls images itself and\n")
 		fmt.Fprintf(&b, "  # reads the same hosts.toml files, so both resolve registries alike.\n")
-		fmt.Fprintf(&b, "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = %s\n", tomlString(c.RegistryConfigDir))
+		fmt.Fprintf(&b, "  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = %s\n", tomlstr.Quote(c.RegistryConfigDir))
 	}
 	return []byte(b.String())
-}
-
-// tomlString quotes s as a TOML basic string.
-func tomlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // writeFileAtomic writes path atomically, making its directory first.

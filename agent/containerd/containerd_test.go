@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"labctl/internal/tomlstr"
 )
 
 func TestRenderConfig(t *testing.T) {
@@ -57,8 +59,8 @@ func TestTOMLString(t *testing.T) {
 		"\x01":      `"\u0001"`,
 		"é":         `"é"`,
 	} {
-		if got := tomlString(in); got != want {
-			t.Errorf("tomlString(%q) = %s, want %s", in, got, want)
+		if got := tomlstr.Quote(in); got != want {
+			t.Errorf("tomlstr.Quote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

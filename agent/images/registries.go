@@ -19,6 +19,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"labctl/internal/atomicfile"
+
+	"labctl/internal/tomlstr"
 )
 
 // Registries is the content of registries.yaml, in k3s's format:
@@ -297,7 +299,7 @@ func (r *Registries) HostsFiles() map[string][]byte {
 			dir = "_default"
 		} else {
 			server = r.defaultEndpoint(registry)
-			fmt.Fprintf(&b, "server = %s\n", tomlString(server.String()))
+			fmt.Fprintf(&b, "server = %s\n", tomlstr.Quote(server.String()))
 			r.writeTLS(&b, "", registry)
 		}
 		hosts := 0
@@ -329,10 +331,10 @@ func (r *Registries) writeHost(b *strings.Builder, u *url.URL, capabilities []st
 	default:
 		override = true
 	}
-	fmt.Fprintf(b, "\n[host.%s]\n", tomlString(hostURL.String()))
+	fmt.Fprintf(b, "\n[host.%s]\n", tomlstr.Quote(hostURL.String()))
 	quoted := make([]string, len(capabilities))
 	for i, c := range capabilities {
-		quoted[i] = tomlString(c)
+		quoted[i] = tomlstr.Quote(c)
 	}
 	fmt.Fprintf(b, "  capabilities = [%s]\n", strings.Join(quoted, ", "))
 	if override {
@@ -350,10 +352,10 @@ func (r *Registries) writeTLS(b *strings.Builder, indent, host string) {
 		fmt.Fprintf(b, "%sskip_verify = true\n", indent)
 	}
 	if t.CAFile != "" {
-		fmt.Fprintf(b, "%sca = %s\n", indent, tomlString(t.CAFile))
+		fmt.Fprintf(b, "%sca = %s\n", indent, tomlstr.Quote(t.CAFile))
 	}
 	if t.CertFile != "" {
-		fmt.Fprintf(b, "%sclient = [[%s, %s]]\n", indent, tomlString(t.CertFile), tomlString(t.KeyFile))
+		fmt.Fprintf(b, "%sclient = [[%s, %s]]\n", indent, tomlstr.Quote(t.CertFile), tomlstr.Quote(t.KeyFile))
 	}
 }
 
@@ -400,24 +402,4 @@ func ours(path string) bool {
 	defer f.Close()
 	line, _ := bufio.NewReader(f).ReadString('\n')
 	return strings.TrimSpace(line) == hostsHeader
-}
-
-// tomlString quotes s as a TOML basic string.
-func tomlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\u%04X`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
