@@ -34,6 +34,7 @@ import (
 const (
 	killallHelperEnv = "LABCTL_KILLALL_TEST_HELPER"
 	killallChildEnv  = "LABCTL_KILLALL_TEST_CHILD_PID_FILE"
+	killallReadyEnv  = "LABCTL_KILLALL_TEST_READY_FILE" // written once the helper is set up
 )
 
 func init() {
@@ -57,6 +58,11 @@ func init() {
 			os.Exit(2)
 		}
 	}
+	if ready := os.Getenv(killallReadyEnv); ready != "" {
+		if err := os.WriteFile(ready, nil, 0o644); err != nil {
+			os.Exit(2)
+		}
+	}
 	time.Sleep(time.Hour)
 	os.Exit(0)
 }
@@ -75,20 +81,27 @@ func randHex(n int) string {
 }
 
 // startHelper starts the test binary as a stand-in process with argv and
-// returns its pid; the test's cleanup kills and reaps it.
+// returns its pid once it is set up (a stubborn one ignoring SIGTERM, a
+// shim with its child); the test's cleanup kills and reaps it.
 func startHelper(t *testing.T, mode string, argv []string, env ...string) int {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := &exec.Cmd{Path: exe, Args: argv, Env: append([]string{killallHelperEnv + "=" + mode}, env...)}
+	ready := filepath.Join(t.TempDir(), "ready")
+	env = append([]string{killallHelperEnv + "=" + mode, killallReadyEnv + "=" + ready}, env...)
+	cmd := &exec.Cmd{Path: exe, Args: argv, Env: env}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+	})
+	waitFor(t, "the helper "+argv[0]+" to be set up", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
 	})
 	return cmd.Process.Pid
 }
