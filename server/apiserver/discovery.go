@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,10 +13,16 @@ import (
 )
 
 // Legacy discovery: /api, /apis, /apis/<group>, /api/v1, /apis/<group>/<version>.
-// Clients that ask for aggregated discovery get these too (plain
-// application/json), which tells them to read each group-version.
+// /api and /apis answer with the aggregated document instead when Accept
+// asks for it (aggregated.go); anything else gets these, in plain
+// application/json, which tells a client to read each group-version.
+// Both forms describe the resources through apiResources, so they cannot
+// disagree.
 
 func (s *Server) serveCoreGroups(w http.ResponseWriter, r *http.Request) {
+	if s.serveAggregated(w, r, true) {
+		return
+	}
 	s.writeJSON(w, r, http.StatusOK, &metav1.APIVersions{
 		TypeMeta: metav1.TypeMeta{Kind: "APIVersions"},
 		Versions: []string{"v1"},
@@ -46,6 +52,9 @@ func (s *Server) groupOf(g groupInfo) metav1.APIGroup {
 }
 
 func (s *Server) serveGroups(w http.ResponseWriter, r *http.Request) {
+	if s.serveAggregated(w, r, false) {
+		return
+	}
 	list := &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"}}
 	for _, g := range s.reg.groupList() {
 		list.Groups = append(list.Groups, s.groupOf(g))
@@ -75,59 +84,89 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request, parts []
 	default:
 		return false
 	}
-	resources := s.reg.inGroupVersion(gv)
+	resources := s.apiResources(gv, true)
 	if len(resources) == 0 {
 		s.writeError(w, r, notFoundPath(r))
 		return true
 	}
-	list := &metav1.APIResourceList{
+	s.writeJSON(w, r, http.StatusOK, &metav1.APIResourceList{
 		TypeMeta:     metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"},
 		GroupVersion: gv.String(),
-	}
+		APIResources: resources,
+	})
+	return true
+}
+
+// apiResources describes the resources of gv and their subresources as
+// legacy discovery lists them, by name (pods, pods/attach, pods/binding...),
+// with upstream's kinds and verbs for each subresource; nil when gv serves
+// nothing. withHash fills storageVersionHash, which only legacy discovery
+// carries.
+func (s *Server) apiResources(gv schema.GroupVersion, withHash bool) []metav1.APIResource {
+	resources := s.reg.inGroupVersion(gv)
+	n := len(resources)
 	for _, res := range resources {
-		list.APIResources = append(list.APIResources, metav1.APIResource{
-			Name:               res.Plural,
-			SingularName:       res.Singular,
-			Namespaced:         res.Namespaced,
-			Kind:               res.GVK.Kind,
-			Verbs:              res.verbs(),
-			ShortNames:         res.ShortNames,
-			Categories:         res.Categories,
-			StorageVersionHash: storageVersionHash(res),
-		})
+		n += len(res.Subresources)
+	}
+	out := make([]metav1.APIResource, 0, n)
+	for _, res := range resources {
+		ar := metav1.APIResource{
+			Name:         res.Plural,
+			SingularName: res.Singular,
+			Namespaced:   res.Namespaced,
+			Kind:         res.GVK.Kind,
+			Verbs:        res.verbs(),
+			ShortNames:   res.ShortNames,
+			Categories:   res.Categories,
+		}
+		if withHash {
+			ar.StorageVersionHash = storageVersionHash(res)
+		}
+		out = append(out, ar)
 		for _, sub := range res.Subresources {
 			ar := metav1.APIResource{Name: res.Plural + "/" + sub, Namespaced: res.Namespaced, Kind: res.GVK.Kind}
 			switch sub {
 			case "status":
-				ar.Verbs = []string{"get", "patch", "update"}
+				ar.Verbs = subresourceVerbs.getPatchUpdate
 			case "scale":
 				ar.Group, ar.Version, ar.Kind = "autoscaling", "v1", "Scale"
-				ar.Verbs = []string{"get", "patch", "update"}
+				ar.Verbs = subresourceVerbs.getPatchUpdate
 			case "binding":
-				ar.Kind, ar.Verbs = "Binding", []string{"create"}
+				ar.Kind, ar.Verbs = "Binding", subresourceVerbs.create
 			case "eviction":
 				ar.Group, ar.Version, ar.Kind = "policy", "v1", "Eviction"
-				ar.Verbs = []string{"create"}
+				ar.Verbs = subresourceVerbs.create
 			case "token":
 				ar.Group, ar.Version, ar.Kind = "authentication.k8s.io", "v1", "TokenRequest"
-				ar.Verbs = []string{"create"}
+				ar.Verbs = subresourceVerbs.create
 			case "approval":
-				ar.Verbs = []string{"get", "patch", "update"}
+				ar.Verbs = subresourceVerbs.getPatchUpdate
 			case "exec", "attach", "portforward":
 				ar.Kind = map[string]string{"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}[sub]
-				ar.Verbs = []string{"create", "get"}
+				ar.Verbs = subresourceVerbs.createGet
 			case "proxy":
 				ar.Kind = res.GVK.Kind + "ProxyOptions"
-				ar.Verbs = []string{"create", "delete", "get", "patch", "update"}
+				ar.Verbs = subresourceVerbs.proxy
 			default:
-				ar.Verbs = []string{"get"}
+				ar.Verbs = subresourceVerbs.get
 			}
-			list.APIResources = append(list.APIResources, ar)
+			out = append(out, ar)
 		}
 	}
-	sort.SliceStable(list.APIResources, func(i, j int) bool { return list.APIResources[i].Name < list.APIResources[j].Name })
-	s.writeJSON(w, r, http.StatusOK, list)
-	return true
+	slices.SortStableFunc(out, func(a, b metav1.APIResource) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// subresourceVerbs are the verb lists of subresources, shared by every
+// discovery document (which only reads them) rather than made per request.
+var subresourceVerbs = struct {
+	get, create, createGet, getPatchUpdate, proxy []string
+}{
+	get:            []string{"get"},
+	create:         []string{"create"},
+	createGet:      []string{"create", "get"},
+	getPatchUpdate: []string{"get", "patch", "update"},
+	proxy:          []string{"create", "delete", "get", "patch", "update"},
 }
 
 // storageVersionHash is a short stable hash of where the resource is kept,
