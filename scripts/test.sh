@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || echo "labctl: not root: tests that need root will be skipped" >&2
 . scripts/deps.sh
 
+# Helm 3 and 4 for the chart tests (e2e/helm_test.go), built from the Go
+# module proxy once per machine.
+HELM_DIR=/usr/local/lib/labctl-test
+for h in "helm3 helm.sh/helm/v3/cmd/helm@v3.22.0 v3.22.0" "helm4 helm.sh/helm/v4/cmd/helm@v4.3.1 v4.3.1"; do
+	set -- $h
+	if ! "$HELM_DIR/$1/helm" version --short 2>/dev/null | grep -q "^$3"; then
+		echo "== building $1 ($2)" >&2
+		GOBIN="$HELM_DIR/$1" go install "$2"
+	fi
+done
+
 echo "== go vet" >&2
 go vet ./...
 echo "== go test" >&2

@@ -146,6 +146,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.bootstrapNamespaces(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startCRDs(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -211,9 +214,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openapiResources() []openapi.Resource {
 	var out []openapi.Resource
 	for _, r := range s.reg.all() {
-		out = append(out, openapi.Resource{GVK: r.GVK, Plural: r.Plural, Namespaced: r.Namespaced, Verbs: r.verbs(), Subresources: r.Subresources})
+		res := openapi.Resource{GVK: r.GVK, Plural: r.Plural, Namespaced: r.Namespaced, Verbs: r.verbs(), Subresources: r.Subresources}
+		if r.custom != nil && r.custom.Schema != nil {
+			res.Schema = r.custom.Schema.OpenAPI
+		}
+		out = append(out, res)
 	}
 	return out
+}
+
+// updateOpenAPI gives the OpenAPI documents the resources served now.
+func (s *Server) updateOpenAPI() {
+	if s.openapi == nil {
+		return
+	}
+	if err := s.openapi.Update(s.openapiResources()); err != nil {
+		s.cfg.Logger.Warn("updating the OpenAPI documents", "err", err)
+	}
 }
 
 // Wait returns when the background work has stopped, after the context

@@ -31,6 +31,7 @@ func builtin() []*Resource {
 	policy := in("policy", "v1")
 	scheduling := in("scheduling.k8s.io", "v1")
 	certificates := in("certificates.k8s.io", "v1")
+	apiextensions := in("apiextensions.k8s.io", "v1")
 	return []*Resource{
 		core("ConfigMap", "configmaps", true, s("cm"), nil),
 		core("Endpoints", "endpoints", true, s("ep"), nil),
@@ -67,6 +68,7 @@ func builtin() []*Resource {
 		rbac("RoleBinding", "rolebindings", true, nil, nil),
 		rbac("Role", "roles", true, nil, nil),
 		storage("StorageClass", "storageclasses", false, s("sc"), nil),
+		apiextensions("CustomResourceDefinition", "customresourcedefinitions", false, s("crd", "crds"), s("api-extensions"), "status"),
 		scheduling("PriorityClass", "priorityclasses", false, s("pc"), nil),
 		coordination("Lease", "leases", true, nil, nil),
 		discovery("EndpointSlice", "endpointslices", true, nil, nil),

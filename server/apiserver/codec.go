@@ -27,6 +27,13 @@ type accepted struct {
 // that the server can write, JSON when Accept allows anything or names
 // nothing it knows. Table is honoured as JSON (or protobuf) tables.
 func (s *Server) negotiate(r *http.Request) (accepted, error) {
+	return s.negotiateFor(r, nil)
+}
+
+// negotiateFor negotiates the answer of a request about res: custom
+// resources have no protobuf form, as upstream's, so a client that lists
+// protobuf first gets JSON when it accepts that.
+func (s *Server) negotiateFor(r *http.Request, res *Resource) (accepted, error) {
 	header := r.Header.Get("Accept")
 	if header == "" {
 		header = "application/json"
@@ -43,6 +50,9 @@ func (s *Server) negotiate(r *http.Request) (accepted, error) {
 		if !ok {
 			continue
 		}
+		if res != nil && res.custom != nil && mt == runtime.ContentTypeProtobuf {
+			continue
+		}
 		as := params["as"]
 		switch {
 		case as == "":
@@ -57,9 +67,15 @@ func (s *Server) negotiate(r *http.Request) (accepted, error) {
 
 // writeObject encodes obj as version gv in the negotiated format.
 func (s *Server) writeObject(w http.ResponseWriter, r *http.Request, code int, obj runtime.Object, gv schema.GroupVersion, acc accepted) {
-	enc := s.codecs.EncoderForVersion(acc.info.Serializer, gv)
+	ser := acc.info.Serializer
 	if pretty := r.URL.Query().Get("pretty"); (pretty == "true" || pretty == "1") && acc.info.PrettySerializer != nil {
-		enc = s.codecs.EncoderForVersion(acc.info.PrettySerializer, gv)
+		ser = acc.info.PrettySerializer
+	}
+	var enc runtime.Encoder = ser
+	if _, custom := obj.(runtime.Unstructured); !custom {
+		// Custom objects come in their version already; the scheme
+		// does not know their kinds.
+		enc = s.codecs.EncoderForVersion(ser, gv)
 	}
 	w.Header().Set("Content-Type", acc.info.MediaType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -142,7 +158,7 @@ func (s *Server) decodeBody(req *http.Request, res *Resource, data []byte, stric
 		return nil, nil, unsupportedMediaType(ct)
 	}
 	info, ok := runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), mt)
-	if !ok {
+	if !ok || (res.custom != nil && mt == runtime.ContentTypeProtobuf) {
 		return nil, nil, unsupportedMediaType(ct)
 	}
 	dec := info.Serializer
@@ -178,6 +194,18 @@ func decodeAs(dec runtime.Decoder, res *Resource, data []byte, strict bool) (run
 			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", got.GroupVersion(), gvk.GroupVersion()))
 		}
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the kind in the data (%s) does not match the expected kind (%s)", got.Kind, gvk.Kind))
+	}
+	if res.custom != nil {
+		// Fields the schema does not declare are dropped, as upstream
+		// prunes them, and reported as unknown fields.
+		var unknown []string
+		for _, f := range res.custom.Prune(obj) {
+			unknown = append(unknown, fmt.Sprintf("unknown field %q", f))
+		}
+		if len(unknown) > 0 && strict {
+			return nil, nil, apierrors.NewBadRequest(notHandled(res, "strict decoding error: "+strings.Join(unknown, ", ")))
+		}
+		warnings = append(warnings, unknown...)
 	}
 	return obj, warnings, nil
 }

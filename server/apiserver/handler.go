@@ -100,11 +100,14 @@ func (c *call) serve() error {
 	if !res.allows(info.Verb) {
 		return apierrors.NewMethodNotSupported(res.GroupResource(), info.Verb)
 	}
-	acc, err := c.s.negotiate(c.r)
+	acc, err := c.s.negotiateFor(c.r, res)
 	if err != nil {
 		return err
 	}
 	c.acc = acc
+	if res.custom != nil && res.custom.DeprecationWarning != "" {
+		c.warnings = append(c.warnings, res.custom.DeprecationWarning)
+	}
 	name := c.nameFromPath()
 	switch {
 	case info.Verb == request.VerbGet && name != "":
@@ -176,7 +179,13 @@ func (c *call) table(obj runtime.Object, noHeaders bool) (*metav1.Table, error) 
 	if err := c.decodeQuery(c.r.URL.Query(), &opts); err != nil {
 		return nil, err
 	}
-	table, err := printers.Table(obj, printers.Options{NoHeaders: noHeaders || opts.NoHeaders, Now: c.s.cfg.Now()})
+	var table *metav1.Table
+	var err error
+	if c.res.custom != nil {
+		table, err = c.res.custom.Table(obj, noHeaders || opts.NoHeaders, c.s.cfg.Now())
+	} else {
+		table, err = printers.Table(obj, printers.Options{NoHeaders: noHeaders || opts.NoHeaders, Now: c.s.cfg.Now()})
+	}
 	if err != nil {
 		return nil, err
 	}

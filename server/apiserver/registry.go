@@ -8,8 +8,11 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/version"
 
+	"labctl/server/customresource"
 	"labctl/server/storage"
 )
 
@@ -46,6 +49,15 @@ type Resource struct {
 	// hub's (see convert.go); nil for most.
 	hub  *Resource
 	conv *conversion
+	// custom is the CRD version a custom resource serves (crd.go); nil
+	// for built-in resources.
+	custom *customresource.Version
+	// typeConverter types the objects of a kind the built-in types do not
+	// cover, for managedFields and server-side apply (fieldmanager.go):
+	// a custom resource's, from its CRD's schemas. nil: the built-in one.
+	typeConverter managedfields.TypeConverter
+	// fields are the resource's field managers, made on first use.
+	fields fieldManagers
 
 	// Filled by the registry.
 	store    *storage.Store
@@ -100,8 +112,8 @@ func (r *Resource) hasSubresource(sub string) bool {
 	return false
 }
 
-// registry holds the served resources. Resources can be added while the
-// server runs (custom resources, in a later issue).
+// registry holds the served resources. Resources are added and removed
+// while the server runs as CustomResourceDefinitions come and go.
 type registry struct {
 	mu        sync.RWMutex
 	resources map[schema.GroupVersionResource]*Resource
@@ -110,6 +122,8 @@ type registry struct {
 	groups    []string
 	preferred map[string]string
 	versions  map[string][]string
+	// custom holds the groups of CRDs.
+	custom map[string]bool
 }
 
 func newRegistry() *registry {
@@ -117,6 +131,7 @@ func newRegistry() *registry {
 		resources: make(map[schema.GroupVersionResource]*Resource),
 		preferred: make(map[string]string),
 		versions:  make(map[string][]string),
+		custom:    make(map[string]bool),
 	}
 }
 
@@ -140,7 +155,56 @@ func (g *registry) add(r *Resource) error {
 		}
 	}
 	g.versions[grp] = append(g.versions[grp], ver)
+	if r.custom != nil {
+		g.custom[grp] = true
+		// A CRD's group lists its versions by Kubernetes' version
+		// priority (v2, v1, v1beta1, ...), the first preferred.
+		sort.Slice(g.versions[grp], func(i, j int) bool {
+			return version.CompareKubeAwareVersionStrings(g.versions[grp][i], g.versions[grp][j]) > 0
+		})
+		g.preferred[grp] = g.versions[grp][0]
+	}
 	return nil
+}
+
+// remove stops serving gvr; a group-version (and a group) left without
+// resources goes from discovery.
+func (g *registry) remove(gvr schema.GroupVersionResource) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.resources[gvr]; !ok {
+		return
+	}
+	delete(g.resources, gvr)
+	for other := range g.resources {
+		if other.GroupVersion() == gvr.GroupVersion() {
+			return
+		}
+	}
+	grp := gvr.Group
+	versions := g.versions[grp][:0]
+	for _, v := range g.versions[grp] {
+		if v != gvr.Version {
+			versions = append(versions, v)
+		}
+	}
+	if len(versions) > 0 {
+		g.versions[grp] = versions
+		if g.preferred[grp] == gvr.Version {
+			g.preferred[grp] = versions[0]
+		}
+		return
+	}
+	delete(g.versions, grp)
+	delete(g.preferred, grp)
+	delete(g.custom, grp)
+	groups := g.groups[:0]
+	for _, name := range g.groups {
+		if name != grp {
+			groups = append(groups, name)
+		}
+	}
+	g.groups = groups
 }
 
 func (g *registry) get(gvr schema.GroupVersionResource) (*Resource, bool) {
@@ -181,14 +245,22 @@ func (g *registry) all() []*Resource {
 func (g *registry) groupList() []groupInfo {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	var out []groupInfo
+	var out, custom []groupInfo
 	for _, name := range g.groups {
 		if name == "" {
 			continue
 		}
-		out = append(out, groupInfo{name: name, preferred: g.preferred[name], versions: append([]string(nil), g.versions[name]...)})
+		info := groupInfo{name: name, preferred: g.preferred[name], versions: append([]string(nil), g.versions[name]...)}
+		if g.custom[name] {
+			custom = append(custom, info)
+		} else {
+			out = append(out, info)
+		}
 	}
-	return out
+	// CRDs' groups come after the built-in ones, by name, as upstream's
+	// aggregator orders them (their priority is the lowest).
+	sort.Slice(custom, func(i, j int) bool { return custom[i].name < custom[j].name })
+	return append(out, custom...)
 }
 
 type groupInfo struct {

@@ -13,13 +13,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"labctl/server/customresource"
 	"labctl/server/storage"
 )
 
@@ -212,8 +215,10 @@ func (c *call) stream(ctx context.Context, w watch.Interface) error {
 }
 
 // prepareCreate fills the metadata of a new object as upstream does and
-// runs the kind's defaults and create-time rules.
-func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
+// runs the kind's defaults and create-time rules. track records the
+// object's fields as the creator's in managedFields (an apply has done so
+// already).
+func (c *call) prepareCreate(obj runtime.Object, track bool) (metav1.Object, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -238,6 +243,12 @@ func (c *call) prepareCreate(obj runtime.Object) (metav1.Object, error) {
 	m.SetDeletionGracePeriodSeconds(nil)
 	m.SetSelfLink("")
 	c.res.strategy.Default(obj)
+	if track {
+		// Here, as upstream: after the defaults (which upstream's decoding
+		// applies) and before what the server adds itself (status reset,
+		// admission, allocated addresses), which is nobody's.
+		c.trackCreate(obj)
+	}
 	c.res.strategy.PrepareForCreate(obj)
 	c.s.prepareKind(c.res, obj)
 	ranges, err := c.s.limitRanges(c.ctx, obj)
@@ -280,21 +291,39 @@ func generateName(base string) string {
 }
 
 // writeParams reads a write's query into opts (Create, Update or
-// PatchOptions) and interprets its dryRun and fieldValidation.
-func (c *call) writeParams(opts runtime.Object, dryRun *[]string, fieldValidation *string) (dry, strict, warn bool, err error) {
+// PatchOptions) and interprets its dryRun and fieldValidation; the
+// options as a whole must pass upstream's checks (a fieldManager of
+// printable characters, at most 128; for a patch of type pt, a
+// fieldManager for apply and no force but for apply).
+func (c *call) writeParams(opts runtime.Object, dryRun *[]string, fieldValidation *string, pt types.PatchType) (dry, strict, warn bool, err error) {
 	if err = c.decodeQuery(c.r.URL.Query(), opts); err != nil {
 		return
 	}
 	if dry, err = c.dryRun(*dryRun); err != nil {
 		return
 	}
-	strict, warn, err = c.strictFields(*fieldValidation)
+	if strict, warn, err = c.strictFields(*fieldValidation); err != nil {
+		return
+	}
+	var errs field.ErrorList
+	var kind string
+	switch o := opts.(type) {
+	case *metav1.CreateOptions:
+		errs, kind = metav1validation.ValidateCreateOptions(o), "CreateOptions"
+	case *metav1.UpdateOptions:
+		errs, kind = metav1validation.ValidateUpdateOptions(o), "UpdateOptions"
+	case *metav1.PatchOptions:
+		errs, kind = metav1validation.ValidatePatchOptions(o, pt), "PatchOptions"
+	}
+	if len(errs) > 0 {
+		err = apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: kind}, "", errs)
+	}
 	return
 }
 
 func (c *call) create() error {
 	var opts metav1.CreateOptions
-	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation)
+	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation, "")
 	if err != nil {
 		return err
 	}
@@ -312,13 +341,20 @@ func (c *call) create() error {
 	if obj, err = c.in(obj); err != nil {
 		return err
 	}
+	return c.createNew(obj, dry, true)
+}
+
+// createNew creates obj (of the hub's type) in the request's namespace, or
+// checks that it could on a dry run, and answers 201 with it. track is
+// prepareCreate's.
+func (c *call) createNew(obj runtime.Object, dry, track bool) error {
 	if c.res.Namespaced {
 		if err := c.s.checkNamespace(c.ctx, c.info.Namespace); err != nil {
 			return err
 		}
 	}
 	return c.s.withServiceAllocation(c.res, func() error {
-		m, err := c.prepareCreate(obj)
+		m, err := c.prepareCreate(obj, track)
 		if err != nil {
 			return err
 		}
@@ -352,8 +388,9 @@ func (c *call) create() error {
 
 // prepareUpdate turns next (what the client sent, or the patched object)
 // into what is stored over old: identity and lifecycle metadata stay the
-// server's, and the kind's update rules run.
-func (c *call) prepareUpdate(next, old runtime.Object) error {
+// server's, and the kind's update rules run. track records what the write
+// changes in managedFields (an apply or a scale has done so already).
+func (c *call) prepareUpdate(next, old runtime.Object, track bool) error {
 	nm, err := meta.Accessor(next)
 	if err != nil {
 		return apierrors.NewBadRequest(err.Error())
@@ -374,6 +411,12 @@ func (c *call) prepareUpdate(next, old runtime.Object) error {
 	nm.SetDeletionTimestamp(om.GetDeletionTimestamp())
 	nm.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
 	nm.SetSelfLink("")
+	if nm.GetResourceVersion() == "" {
+		// An update without a resourceVersion is unconditional, as
+		// upstream allows it (Helm updates its release Secrets so): it
+		// goes over whatever is stored.
+		nm.SetResourceVersion(om.GetResourceVersion())
+	}
 	if nm.GetGeneration() == 0 {
 		nm.SetGeneration(om.GetGeneration())
 	}
@@ -384,11 +427,21 @@ func (c *call) prepareUpdate(next, old runtime.Object) error {
 	switch c.info.Subresource {
 	case "status":
 		c.res.strategy.PrepareForStatusUpdate(next, old)
+		if track {
+			// After the strategy put back what /status may not change:
+			// only what the write did change is the writer's.
+			c.trackUpdate(next, old)
+		}
 		if fe := c.res.strategy.ValidateStatusUpdate(next, old); len(fe) > 0 {
 			return apierrors.NewInvalid(c.res.GVK.GroupKind(), nm.GetName(), fe)
 		}
 	default:
 		c.res.strategy.PrepareForUpdate(next, old)
+		if track {
+			// After the strategy kept the status and before the server
+			// allocates addresses, which are nobody's (as upstream).
+			c.trackUpdate(next, old)
+		}
 		if svc, ok := next.(*corev1.Service); ok {
 			if err := c.s.allocate(c.ctx, svc, old.(*corev1.Service)); err != nil {
 				return err
@@ -405,7 +458,7 @@ func (c *call) prepareUpdate(next, old runtime.Object) error {
 
 func (c *call) update(name string) error {
 	var opts metav1.UpdateOptions
-	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation)
+	dry, strict, warn, err := c.writeParams(&opts, &opts.DryRun, &opts.FieldValidation, "")
 	if err != nil {
 		return err
 	}
@@ -431,7 +484,7 @@ func (c *call) update(name string) error {
 	}
 	return c.write(name, dry, func(cur runtime.Object) (runtime.Object, error) {
 		next := sent.DeepCopyObject()
-		if err := c.prepareUpdate(next, cur); err != nil {
+		if err := c.prepareUpdate(next, cur, true); err != nil {
 			return nil, err
 		}
 		return next, nil
@@ -578,6 +631,9 @@ func (c *call) deleteOne(name string, opts metav1.DeleteOptions, dry bool) (runt
 	case metav1.DeletePropagationForeground:
 		finalizers = addString(finalizers, metav1.FinalizerDeleteDependents)
 	}
+	if c.res.GVK == crdGVK {
+		finalizers = addString(finalizers, customresource.CleanupFinalizer) // crd.go deletes its objects first
+	}
 	grace := c.gracePeriod(cur, opts)
 	if len(finalizers) == 0 && grace == 0 && !finalizersPending(cur) {
 		if dry {
@@ -613,6 +669,7 @@ func (c *call) deleteOne(name string, opts metav1.DeleteOptions, dry bool) (runt
 		if c.res.GVK.Kind == "Namespace" {
 			obj.(*corev1.Namespace).Status.Phase = corev1.NamespaceTerminating
 		}
+		markCRDDeleting(obj)
 		return obj, nil
 	}
 	if dry {

@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"strings"
 	"testing"
 
@@ -56,6 +57,7 @@ var builtinKinds = []struct {
 	{schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"}, true},
 	{schema.GroupVersionKind{Group: "scheduling.k8s.io", Version: "v1", Kind: "PriorityClass"}, false},
 	{schema.GroupVersionKind{Group: "certificates.k8s.io", Version: "v1", Kind: "CertificateSigningRequest"}, false},
+	{schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, false},
 }
 
 func TestEveryKindHasAStrategy(t *testing.T) {
@@ -85,6 +87,9 @@ func TestEveryStrategyHandlesItsType(t *testing.T) {
 		t.Run(k.gvk.String(), func(t *testing.T) {
 			s := mustFor(t, k.gvk)
 			obj, err := scheme.Scheme.New(k.gvk)
+			if k.gvk.Group == apiextensionsv1.GroupName {
+				obj, err = &apiextensionsv1.CustomResourceDefinition{}, nil
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

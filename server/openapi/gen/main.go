@@ -31,6 +31,7 @@ import (
 // without regenerating.
 var packages = []string{
 	"k8s.io/api/...",
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1",
 	"k8s.io/apimachinery/pkg/apis/meta/v1",
 	"k8s.io/apimachinery/pkg/apis/meta/v1beta1",
 	"k8s.io/apimachinery/pkg/runtime",
