@@ -57,8 +57,9 @@ func (h *helmRunner) run(t testing.TB, args ...string) result {
 // TestHelm installs, upgrades, rolls back and uninstalls the chart in
 // testdata/helmchart with Helm 3 and Helm 4 on a cluster with its node,
 // --wait included: the Deployment's pods must be ready, the post-install
-// hook Job must finish, the CRD in crds/ must be served before the object
-// of it is made.
+// hook Job must finish, the StatefulSet's pod be ready, the LoadBalancer
+// Service get its address, the CRD in crds/ be served before the object of
+// it is made. (PersistentVolumeClaims wait for the storage add-on.)
 func TestHelm(t *testing.T) {
 	bins := helmBinaries()
 	for name, bin := range bins {
@@ -90,6 +91,12 @@ func TestHelm(t *testing.T) {
 			okWith(t, h.run(t, "install", rel, chart, "-n", ns, "--create-namespace", "--wait", "--timeout", "2m"), "STATUS: deployed")
 			if got := get("deploy", rel+"-web", "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
 				t.Errorf("ready replicas after install: %q", got)
+			}
+			if got := get("statefulset", rel+"-db", "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
+				t.Errorf("the StatefulSet's ready replicas after install: %q", got)
+			}
+			if got := get("service", rel+"-public", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); got == "" {
+				t.Errorf("the LoadBalancer Service has no ingress address")
 			}
 			if got := get("job", rel+"-hook", "-o", "jsonpath={.status.succeeded}"); got != "1" {
 				t.Errorf("the hook Job: succeeded %q", got)
