@@ -1,6 +1,8 @@
 package customresource
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -195,7 +197,7 @@ func findCEL(s *apiextensionsv1.JSONSchemaProps, p *field.Path) []*field.Path {
 	if len(s.XValidations) > 0 {
 		out = append(out, p.Child("x-kubernetes-validations"))
 	}
-	for _, k := range sortedKeys(s.Properties) {
+	for _, k := range slices.Sorted(maps.Keys(s.Properties)) {
 		prop := s.Properties[k]
 		out = append(out, findCEL(&prop, p.Child("properties").Key(k))...)
 	}

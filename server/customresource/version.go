@@ -3,7 +3,6 @@ package customresource
 import (
 	"fmt"
 	"io"
-	"sort"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
@@ -282,13 +281,3 @@ func (c storageCodec) Decode(data []byte, gvk *schema.GroupVersionKind, into run
 }
 
 func (c storageCodec) Identifier() runtime.Identifier { return "labctl-customresource-json" }
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
