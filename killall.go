@@ -36,14 +36,16 @@ import (
 // effects on the running system, keeping its data:
 //
 //  1. the labctl.service unit (systemctl stop), then every other
-//     `labctl server` and `labctl agent` process: SIGTERM, and SIGKILL
-//     after a timeout;
+//     `labctl server` and `labctl agent` process (by the name killall
+//     itself runs under: a renamed copy stops its own kind): SIGTERM, and
+//     SIGKILL after a timeout;
 //  2. labctl's own containerd (its pid file under /run/labctl/containerd,
 //     checked against the config file labctl writes for it: never a system
 //     containerd or Docker's);
-//  3. the containers: the runc shims of containerd namespace labctl, their
-//     children, and every process in the pods' cgroups under /labctl
-//     (SIGKILL, after thawing frozen cgroups);
+//  3. the containers: the runc shims of containerd namespace labctl that
+//     labctl's containerd started, their children, and every process in
+//     the pods' cgroups under /labctl (SIGKILL, after thawing frozen
+//     cgroups);
 //  4. the mounts under <data-dir>/agent/pods (the pods' namespace pins and
 //     volumes), containerd's root and state, and /run/labctl (the network
 //     namespaces), newest first, lazily when a mount is busy;
@@ -78,13 +80,18 @@ type cleanup struct {
 	// containerdRoot and containerdState are those of labctl's containerd;
 	// containerdPIDFile is where it records its pid.
 	containerdRoot, containerdState, containerdPIDFile string
+	// containerdAddress is the socket labctl's containerd serves: the
+	// shims it starts carry it as -address. "" matches shims of any
+	// containerd.
+	containerdAddress string
 	// namespace is labctl's containerd namespace: the shims of its
 	// containers run with -namespace <namespace>.
 	namespace string
 	// cgroupParent holds the pods' cgroups in every hierarchy (/labctl).
 	cgroupParent string
 	// processName is the base name of labctl's executable: processes
-	// `<processName> server` and `<processName> agent` are stopped.
+	// `<processName> server` and `<processName> agent` are stopped
+	// (executableName: this process's own).
 	processName string
 	// systemdUnit is the unit install.sh makes, stopped (and, on
 	// uninstall, disabled) through systemctl when systemd runs; "" skips
@@ -142,9 +149,10 @@ func defaultCleanup(dataDir string, out io.Writer) *cleanup {
 		containerdRoot:    ctrd.Root,
 		containerdState:   ctrd.State,
 		containerdPIDFile: filepath.Join(ctrd.State, containerdPIDFileName),
+		containerdAddress: ctrd.Address,
 		namespace:         containerd.Namespace,
 		cgroupParent:      podCgroupParent,
-		processName:       "labctl",
+		processName:       executableName(),
 		systemdUnit:       "labctl.service",
 		unitFile:          "/etc/systemd/system/labctl.service",
 		network: networking.Config{
@@ -160,6 +168,25 @@ func defaultCleanup(dataDir string, out io.Writer) *cleanup {
 		installed:   []string{"/usr/local/bin/labctl", "/var/log/labctl.log"},
 		proxyTable:  proxy.DefaultTable,
 	}
+}
+
+// executableName is the base name of the running executable, "labctl"
+// when it cannot be told. killall stops the servers and agents of that
+// name only, so that a copy of labctl under another name (the e2e tests'
+// killall test runs one) stops its own kind and leaves the labctl
+// servers of everyone else on the machine alone.
+func executableName() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "labctl"
+	}
+	// /proc/self/exe of a binary replaced since it started (an upgrade)
+	// ends so.
+	name := strings.TrimSuffix(filepath.Base(exe), " (deleted)")
+	if name == "" || name == "." || name == "/" {
+		return "labctl"
+	}
+	return name
 }
 
 // killallCommand is `labctl killall`.
@@ -558,22 +585,32 @@ func (c *cleanup) containerProcesses(hierarchies []mountEntry) (shims, container
 	return shims, containers, nil
 }
 
-// isShim tells whether args run a runc shim for labctl's namespace.
+// isShim tells whether args run a runc shim for labctl's namespace,
+// started by labctl's containerd: a shim whose -address names another
+// socket belongs to another containerd that uses the same namespace (the
+// kubelet's integration tests run private ones).
 func (c *cleanup) isShim(args []string) bool {
 	if len(args) == 0 || filepath.Base(args[0]) != shimBinary {
 		return false
 	}
+	namespace, address := shimFlag(args, "namespace"), shimFlag(args, "address")
+	return namespace == c.namespace && (c.containerdAddress == "" || address == "" || address == c.containerdAddress)
+}
+
+// shimFlag is the value of the shim's flag name (-name v, -name=v, or
+// with two dashes), "" when it is not there.
+func shimFlag(args []string, name string) string {
 	for i, a := range args[1:] {
 		switch {
-		case (a == "-namespace" || a == "--namespace") && i+2 < len(args):
-			if args[i+2] == c.namespace {
-				return true
-			}
-		case a == "-namespace="+c.namespace || a == "--namespace="+c.namespace:
-			return true
+		case (a == "-"+name || a == "--"+name) && i+2 < len(args):
+			return args[i+2]
+		case strings.HasPrefix(a, "-"+name+"="):
+			return strings.TrimPrefix(a, "-"+name+"=")
+		case strings.HasPrefix(a, "--"+name+"="):
+			return strings.TrimPrefix(a, "--"+name+"=")
 		}
 	}
-	return false
+	return ""
 }
 
 // thawAndKillCgroups thaws every cgroup under the parent and, on cgroup

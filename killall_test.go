@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -127,6 +128,7 @@ func testCleanup(t *testing.T) (*cleanup, *bytes.Buffer) {
 		containerdRoot:    filepath.Join(data, "agent", "containerd"),
 		containerdState:   filepath.Join(run, "containerd"),
 		containerdPIDFile: filepath.Join(run, "containerd", containerdPIDFileName),
+		containerdAddress: filepath.Join(run, "containerd", "containerd.sock"),
 		namespace:         "labctl-test-" + tag,
 		cgroupParent:      "/labctl-test-" + tag,
 		processName:       "labctl-test-" + tag,
@@ -326,6 +328,8 @@ func TestKillall(t *testing.T) {
 		}
 	})
 	dockerShim := startHelper(t, "sleep", []string{shimBinary, "-namespace", "moby-" + randHex(2), "-id", "c1"})
+	otherShim := startHelper(t, "sleep", []string{shimBinary, "-namespace", cl.namespace, "-id", "c1",
+		"-address", filepath.Join(t.TempDir(), "containerd.sock")})
 
 	// The bridge, standing for the pod network.
 	bridge := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: cl.network.BridgeName}}
@@ -345,7 +349,8 @@ func TestKillall(t *testing.T) {
 		}
 	}
 	for name, pid := range map[string]int{"labctl kubectl": kubectl, "a containerd with a config of its own": systemCtrd,
-		"another labctl's containerd": otherCtrd, "a shim of another namespace": dockerShim} {
+		"another labctl's containerd": otherCtrd, "a shim of another namespace": dockerShim,
+		"a shim of the namespace started by another containerd": otherShim} {
 		if !alive(pid) {
 			t.Errorf("%s (pid %d) was stopped; it should run on", name, pid)
 		}
@@ -589,7 +594,7 @@ func TestParseMountInfo(t *testing.T) {
 }
 
 func TestProcessMatching(t *testing.T) {
-	cl := &cleanup{processName: "labctl", namespace: "labctl"}
+	cl := &cleanup{processName: "labctl", namespace: "labctl", containerdAddress: "/run/labctl/containerd/containerd.sock"}
 	for _, tc := range []struct {
 		args         []string
 		labctl, shim bool
@@ -601,6 +606,9 @@ func TestProcessMatching(t *testing.T) {
 		{args: []string{"k3s", "server"}},
 		{args: []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", "labctl", "-id", "x", "-address", "/run/labctl/containerd/containerd.sock"}, shim: true},
 		{args: []string{"containerd-shim-runc-v2", "-namespace=labctl", "-id", "x"}, shim: true},
+		{args: []string{"containerd-shim-runc-v2", "-namespace", "labctl", "-address=/run/labctl/containerd/containerd.sock"}, shim: true},
+		{args: []string{"containerd-shim-runc-v2", "-namespace", "labctl", "-id", "x", "-address", "/tmp/kubelet-test/c.sock"}},
+		{args: []string{"containerd-shim-runc-v2", "--namespace", "labctl", "--address=/tmp/kubelet-test/c.sock"}},
 		{args: []string{"containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "labctl"}},
 		{args: []string{"containerd-shim-runc-v2", "-namespace", "moby", "-id", "x"}},
 		{args: []string{"containerd-shim-runc-v2", "-namespace"}},
@@ -612,6 +620,22 @@ func TestProcessMatching(t *testing.T) {
 		if got := cl.isShim(tc.args); got != tc.shim {
 			t.Errorf("isShim(%q) = %v, want %v", tc.args, got, tc.shim)
 		}
+	}
+}
+
+// TestProcessNameIsTheExecutables: killall stops the servers of its own
+// name, here the test binary's, so a renamed copy leaves labctl's alone.
+func TestProcessNameIsTheExecutables(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	cl := defaultCleanup(t.TempDir(), io.Discard)
+	if want := filepath.Base(exe); cl.processName != want {
+		t.Errorf("processName = %q, want %q (the running executable's name)", cl.processName, want)
+	}
+	if !cl.isLabctl([]string{exe, "server"}) || cl.isLabctl([]string{"/usr/local/bin/labctl", "server"}) {
+		t.Errorf("processName %q: should match %s server and not labctl server", cl.processName, exe)
 	}
 }
 

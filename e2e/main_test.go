@@ -81,6 +81,7 @@ type cluster struct {
 	kubeconfig string
 	addr       string // 127.0.0.1:port
 	client     *http.Client
+	bin        string   // the labctl executable
 	args       []string // the server's command line
 	stopped    bool     // stop was called
 	cmd        *exec.Cmd
@@ -131,6 +132,9 @@ type clusterOptions struct {
 	// in this file (the tests' own, on loopback). Without it, CoreDNS is
 	// off: its start-up probe would go to the machine's resolvers.
 	resolvConf string
+	// binary, when set, is the labctl executable to run instead of
+	// labctlBin (a copy under another name, for the killall test).
+	binary string
 }
 
 func startClusterWith(t *testing.T, opts clusterOptions) *cluster {
@@ -162,9 +166,13 @@ func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 	}
 	c := &cluster{
 		dir:        dir,
+		bin:        labctlBin,
 		kubeconfig: filepath.Join(dir, "kubeconfig"),
 		addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		stderr:     &syncBuffer{},
+	}
+	if opts.binary != "" {
+		c.bin = opts.binary
 	}
 	// The machine's /etc/labctl/config.yaml and LABCTL_* variables must
 	// not change the server under test: an explicit config file of our
@@ -209,7 +217,7 @@ func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 
 // start starts the server process with c.args.
 func (c *cluster) start() error {
-	c.cmd = exec.Command(labctlBin, c.args...)
+	c.cmd = exec.Command(c.bin, c.args...)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "LABCTL_") {
 			c.cmd.Env = append(c.cmd.Env, e)
