@@ -1,7 +1,12 @@
 // Command nodebench measures labctl's node the way BENCHMARKS.md reports
-// it: it starts `labctl server` with its node on a fresh data directory,
-// with the busybox test image (internal/testimage) in the images folder,
-// and measures
+// it. It runs two groups of steps (-steps, both by default), each on a
+// node of its own: `labctl server` with its node started on a fresh data
+// directory, with the busybox test image (internal/testimage) in the
+// images folder, and CoreDNS's upstream resolver a DNS server of
+// nodebench's own on a loopback address (so that nothing asks the
+// machine's resolvers).
+//
+// The node steps (-steps node) measure
 //
 //  1. launch to /readyz and launch to the Node's Ready condition (both
 //     polled every 20 ms);
@@ -20,18 +25,26 @@
 // containers) and how busy the machine's cores were: on a 2-core machine
 // shared with others, that is what the latencies mostly depend on.
 //
-// Then it deletes every pod, stops the server and removes what the node
-// left on the machine (the pod network, the /labctl cgroups), as the
-// e2e tests' cleanup does.
+// The services steps (-steps services, services.go) measure Services and
+// cluster DNS from pods: launch to the first cluster name resolving in a
+// pod, Service creation to the first answered request, an endpoint
+// becoming Ready to the first answered request, and DNS queries/s and
+// latency from a pod to the in-process CoreDNS.
+//
+// After each group it deletes every pod, stops the server and removes
+// what the node left on the machine (the pod network, the proxy's table,
+// the /labctl cgroups), as the e2e tests' cleanup does.
 //
 // It needs root. The node owns machine-wide things (the cni0 bridge, port
-// 10250, /run/labctl/containerd, the nftables table labctl), so only one
-// labctl node may run on a machine: nodebench holds an exclusive flock on
-// /tmp/labctl-node.lock for the whole run, as the e2e node tests do, and
-// waits for any other labctl node it sees to end.
+// 10250, /run/labctl/containerd, the nftables tables labctl and
+// labctl-proxy), so only one labctl node may run on a machine: nodebench
+// holds an exclusive flock on /tmp/labctl-node.lock for the whole run, as
+// the e2e node tests do, and waits for any other labctl node it sees to
+// end.
 //
 //	go run ./scripts/nodebench                      # builds labctl into a temp dir
 //	go build -o /tmp/labctl . && go run ./scripts/nodebench -labctl /tmp/labctl
+//	go run ./scripts/nodebench -labctl /tmp/labctl -steps services
 //	go run ./scripts/nodebench -labctl /tmp/labctl -json > node.json
 //	go run ./scripts/nodebench -labctl /tmp/labctl -cpuprofile /tmp/prof -logs /tmp/logs
 package main
@@ -45,12 +58,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +75,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -73,6 +89,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 
+	"labctl/agent/proxy"
 	"labctl/internal/testimage"
 	"labctl/networking"
 )
@@ -101,29 +118,67 @@ const (
 type options struct {
 	labctl         string
 	json           bool
+	steps          map[string]bool
 	pods           int
 	replicas       int
+	services       int
+	dnsSeconds     float64
 	cpuProfile     string
 	profileSeconds int
 	logs           string
+}
+
+// Step groups (-steps): each runs on a node of its own, launched on a
+// fresh data directory, so that neither's figures carry the other's
+// pods.
+const (
+	stepsNode     = "node"     // launch to Ready, pod starts, the Deployment, memory and CPU (main.go)
+	stepsServices = "services" // Services and cluster DNS measured from pods (services.go)
+)
+
+// parseSteps reads -steps: a comma-separated list of step groups.
+func parseSteps(list string) (map[string]bool, error) {
+	steps := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case stepsNode, stepsServices:
+			steps[s] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("-steps: unknown step group %q (want %s, %s or both)", s, stepsNode, stepsServices)
+		}
+	}
+	if len(steps) == 0 {
+		return nil, errors.New("-steps: no step group")
+	}
+	return steps, nil
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.labctl, "labctl", "", "the labctl binary to start (default: go build labctl into a temp dir)")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	steps := flag.String("steps", stepsNode+","+stepsServices, "the step groups to run, comma-separated: "+
+		stepsNode+" (launch, pod starts, the Deployment, memory, CPU) and "+stepsServices+" (Services and cluster DNS from pods)")
 	flag.IntVar(&o.pods, "pods", 30, "pods started one after another for the pod start latency")
 	flag.IntVar(&o.replicas, "replicas", 100, "replicas of the Deployment")
+	flag.IntVar(&o.services, "services", 10, "Services created one after another, and pods made Ready one after another, in the services steps")
+	flag.Float64Var(&o.dnsSeconds, "dns-seconds", 5, "seconds of DNS load from a pod, for each number of clients")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profiles of the pod start and Deployment steps into this directory")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 20, "with -cpuprofile: length of each profile, from the start of its step")
-	flag.StringVar(&o.logs, "logs", "", "keep the server's and its containerd's logs in this directory")
+	flag.StringVar(&o.logs, "logs", "", "keep the server's and its containerd's logs in this directory, in a folder per step group")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "nodebench: the node needs root: run it as root (sudo -E go run ./scripts/nodebench)")
 		os.Exit(2)
 	}
-	if o.pods < 1 || o.replicas < 1 {
-		fmt.Fprintln(os.Stderr, "nodebench: -pods and -replicas must be at least 1")
+	if o.pods < 1 || o.replicas < 1 || o.services < 1 || o.services > 200 || o.dnsSeconds <= 0 {
+		fmt.Fprintln(os.Stderr, "nodebench: -pods and -replicas must be at least 1, -services 1 to 200, -dns-seconds above 0")
+		os.Exit(2)
+	}
+	var err error
+	if o.steps, err = parseSteps(*steps); err != nil {
+		fmt.Fprintln(os.Stderr, "nodebench:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -151,9 +206,10 @@ func progress(format string, args ...any) {
 
 // report is everything nodebench measures; durations are in seconds.
 type report struct {
-	Date    string `json:"date"`
-	Machine string `json:"machine"`
-	Labctl  string `json:"labctl"`
+	Date    string   `json:"date"`
+	Machine string   `json:"machine"`
+	Labctl  string   `json:"labctl"`
+	Steps   []string `json:"steps"`
 
 	LaunchToReadyz    float64 `json:"launch_to_readyz_s"`
 	LaunchToNodeReady float64 `json:"launch_to_node_ready_s"`
@@ -171,6 +227,9 @@ type report struct {
 	// (this benchmark included), in percent.
 	LoadAverage float64  `json:"load_average"`
 	Profiles    []string `json:"profiles,omitempty"`
+
+	// Services is the services steps' (services.go).
+	Services *servicesReport `json:"services,omitempty"`
 }
 
 // podStart is step 2: pods started one at a time.
@@ -300,10 +359,18 @@ type node struct {
 	// foreign are the shims of namespace labctl that ran before the
 	// server started: not the node's.
 	foreign map[int]bool
+	// resolvConf is the server's --resolv-conf: nodebench's upstream
+	// resolver on loopback, so that CoreDNS never asks the machine's.
+	resolvConf string
 }
 
 func run(ctx context.Context, o options) (_ *report, err error) {
 	r := &report{Date: time.Now().Format("2006-01-02"), Machine: machine(), LoadAverage: loadAverage()}
+	for _, s := range []string{stepsNode, stepsServices} {
+		if o.steps[s] {
+			r.Steps = append(r.Steps, s)
+		}
+	}
 
 	dir, err := os.MkdirTemp("", "nodebench-")
 	if err != nil {
@@ -345,48 +412,117 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	if err := waitOtherNodes(ctx); err != nil {
 		return nil, err
 	}
-
-	n := &node{dir: dir, dataDir: filepath.Join(dir, "data"), kubeconfig: filepath.Join(dir, "kubeconfig")}
-	if err := n.writeImage(); err != nil {
-		return nil, err
-	}
-	launched, err := n.start(labctl)
+	// CoreDNS runs in the server: its upstream is a resolver of
+	// nodebench's own on loopback, never the machine's.
+	resolvConf, stopUpstream, err := startUpstream(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "the server's log, last lines:\n%s", n.logTail(40))
+	defer stopUpstream()
+
+	if o.steps[stepsNode] {
+		if err := runNodeSteps(ctx, o, labctl, filepath.Join(dir, stepsNode), resolvConf, r); err != nil {
+			return nil, err
 		}
-		if cerr := n.cleanup(); cerr != nil {
-			err = errors.Join(err, cerr)
+	}
+	if o.steps[stepsServices] {
+		if r.Services, err = runServiceSteps(ctx, o, labctl, filepath.Join(dir, stepsServices), resolvConf); err != nil {
+			return nil, err
 		}
-		if o.logs != "" {
-			if lerr := n.keepLogs(o.logs); lerr != nil {
-				err = errors.Join(err, lerr)
-			}
+	}
+	return r, nil
+}
+
+// startUpstream runs the DNS resolver that the server's CoreDNS forwards
+// names outside the cluster to, on a loopback address at port 53
+// (resolv.conf has no ports), and writes a resolv.conf naming it into
+// dir. It answers every name with NXDOMAIN: the pods ask only for cluster
+// names, and CoreDNS's loop check asks for a random one. The function it
+// returns stops it.
+func startUpstream(dir string) (resolvConf string, stop func(), err error) {
+	var pc net.PacketConn
+	var addr string
+	for i := 0; i < 20 && pc == nil; i++ {
+		addr = fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(250), 1+mrand.IntN(250), 1+mrand.IntN(250))
+		pc, err = net.ListenPacket("udp4", net.JoinHostPort(addr, "53"))
+	}
+	if pc == nil {
+		return "", nil, fmt.Errorf("no loopback address for the upstream resolver: %w", err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetRcode(q, dns.RcodeNameError)
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	resolvConf = filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver "+addr+"\n"), 0o644); err != nil {
+		srv.Shutdown()
+		return "", nil, err
+	}
+	progress("CoreDNS's upstream resolver: %s:53 (%s)", addr, resolvConf)
+	return resolvConf, func() { srv.Shutdown() }, nil
+}
+
+// newNode prepares a node in dir (made if missing): its data directory
+// with the test image in the images folder.
+func newNode(dir, resolvConf string) (*node, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	n := &node{dir: dir, dataDir: filepath.Join(dir, "data"), kubeconfig: filepath.Join(dir, "kubeconfig"), resolvConf: resolvConf}
+	return n, n.writeImage()
+}
+
+// finish ends a node's steps: the end of the server's log when they
+// failed (*err), the cleanup, and with -logs the logs, kept in
+// <logs>/<group>.
+func (n *node) finish(o options, group string, err *error) {
+	if *err != nil {
+		fmt.Fprintf(os.Stderr, "the server's log, last lines:\n%s", n.logTail(40))
+	}
+	if cerr := n.cleanup(); cerr != nil {
+		*err = errors.Join(*err, cerr)
+	}
+	if o.logs != "" {
+		if lerr := n.keepLogs(filepath.Join(o.logs, group)); lerr != nil {
+			*err = errors.Join(*err, lerr)
 		}
-	}()
+	}
+}
+
+// runNodeSteps runs the node's steps 1 to 5 (see the package comment) on
+// a node of their own in dir.
+func runNodeSteps(ctx context.Context, o options, labctl, dir, resolvConf string, r *report) (err error) {
+	n, err := newNode(dir, resolvConf)
+	if err != nil {
+		return err
+	}
+	launched, err := n.start(labctl)
+	if err != nil {
+		return err
+	}
+	defer n.finish(o, stepsNode, &err)
 
 	// 1. Launch to /readyz and to node Ready.
-	if err := n.waitReady(ctx, launched, r); err != nil {
-		return nil, err
+	if r.LaunchToReadyz, r.LaunchToNodeReady, err = n.waitReady(ctx, launched); err != nil {
+		return err
 	}
 	pid := n.procs()
 
 	// 4 and 5, idle.
 	progress("idle: settling for %v", settle)
 	if err := sleep(ctx, settle); err != nil {
-		return nil, err
+		return err
 	}
 	if r.MemoryIdle, err = memory(pid); err != nil {
-		return nil, err
+		return err
 	}
 	progress("idle memory: total PSS %s (labctl PSS %s, RSS %s; containerd PSS %s)", mib(r.MemoryIdle.Total.PSS),
 		mib(r.MemoryIdle.Labctl.PSS), mib(r.MemoryIdle.Labctl.RSS), mib(r.MemoryIdle.Containerd.PSS))
 	progress("idle CPU: counting for %v", cpuWindow)
 	if r.CPUIdle, err = cpuShare(ctx, pid, cpuWindow); err != nil {
-		return nil, err
+		return err
 	}
 	progress("idle CPU: labctl %.2f%%, containerd %.2f%% of a core", r.CPUIdle.Labctl+r.CPUIdle.LabctlChildren,
 		r.CPUIdle.Containerd+r.CPUIdle.ContainerdChildren)
@@ -395,7 +531,7 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	stopProfile := n.profile(ctx, o, "pods", r)
 	busy := machineBusy()
 	if r.PodStart, err = n.podStartLatency(ctx, o.pods, busy); err != nil {
-		return nil, err
+		return err
 	}
 	stopProfile()
 
@@ -404,7 +540,7 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	busy = machineBusy()
 	nodeCPU := nodeCPUTime(pid)
 	if r.Deploy, err = n.deployment(ctx, o.replicas); err != nil {
-		return nil, err
+		return err
 	}
 	r.Deploy.MachineBusy, r.Deploy.NodeCPU = busy(), nodeCPU()
 	stopProfile()
@@ -412,21 +548,21 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	// 4 and 5, with the pods.
 	progress("with %d pods: settling for %v", o.replicas, settle)
 	if err := sleep(ctx, settle); err != nil {
-		return nil, err
+		return err
 	}
 	if r.MemoryLoaded, err = memory(pid); err != nil {
-		return nil, err
+		return err
 	}
 	progress("memory with %d pods: total PSS %s (labctl %s, containerd %s, %d shims %s)", r.MemoryLoaded.Pods,
 		mib(r.MemoryLoaded.Total.PSS), mib(r.MemoryLoaded.Labctl.PSS), mib(r.MemoryLoaded.Containerd.PSS),
 		r.MemoryLoaded.Shims.Count, mib(r.MemoryLoaded.Shims.PSS))
 	progress("CPU with %d pods: counting for %v", o.replicas, cpuWindow)
 	if r.CPULoaded, err = cpuShare(ctx, pid, cpuWindow); err != nil {
-		return nil, err
+		return err
 	}
 	progress("CPU with %d pods: labctl %.2f%%, containerd %.2f%%, shims %.2f%% of a core", r.CPULoaded.Pods,
 		r.CPULoaded.Labctl+r.CPULoaded.LabctlChildren, r.CPULoaded.Containerd+r.CPULoaded.ContainerdChildren, r.CPULoaded.Shims)
-	return r, nil
+	return nil
 }
 
 // waitOtherNodes waits while another labctl node runs on the machine
@@ -512,7 +648,7 @@ func (n *node) start(labctl string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	n.cmd = exec.Command(labctl, "server", "--data-dir", n.dataDir, "--write-kubeconfig", n.kubeconfig,
-		"--node-name", nodeName, "--config", config, "--https-listen-port", strconv.Itoa(port))
+		"--node-name", nodeName, "--config", config, "--https-listen-port", strconv.Itoa(port), "--resolv-conf", n.resolvConf)
 	// The machine's LABCTL_* variables must not change the server.
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "LABCTL_") {
@@ -541,8 +677,8 @@ func (n *node) start(labctl string) (time.Time, error) {
 }
 
 // waitReady polls /readyz, then the Node's Ready condition, every
-// pollEvery.
-func (n *node) waitReady(ctx context.Context, launched time.Time, r *report) error {
+// pollEvery, and returns the time from launched to each, in seconds.
+func (n *node) waitReady(ctx context.Context, launched time.Time) (toReadyz, toNodeReady float64, err error) {
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	deadline := time.After(90 * time.Second)
@@ -558,28 +694,28 @@ func (n *node) waitReady(ctx context.Context, launched time.Time, r *report) err
 				poll, _ = kubernetes.NewForConfig(cfg)
 			}
 		}
-		if poll != nil && r.LaunchToReadyz == 0 {
+		if poll != nil && toReadyz == 0 {
 			body, err := poll.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 			if err == nil && string(body) == "ok" {
-				r.LaunchToReadyz = time.Since(launched).Seconds()
-				progress("launch to /readyz: %.3f s", r.LaunchToReadyz)
+				toReadyz = time.Since(launched).Seconds()
+				progress("launch to /readyz: %.3f s", toReadyz)
 			}
 		}
-		if r.LaunchToReadyz != 0 {
+		if toReadyz != 0 {
 			if nd, err := poll.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{}); err == nil && nodeReady(nd) {
-				r.LaunchToNodeReady = time.Since(launched).Seconds()
-				progress("launch to node Ready: %.3f s", r.LaunchToNodeReady)
-				return nil
+				toNodeReady = time.Since(launched).Seconds()
+				progress("launch to node Ready: %.3f s", toNodeReady)
+				return toReadyz, toNodeReady, nil
 			}
 		}
 		select {
 		case <-tick.C:
 		case <-n.exited:
-			return fmt.Errorf("labctl server exited before its node was Ready (%v)", n.cmd.ProcessState)
+			return 0, 0, fmt.Errorf("labctl server exited before its node was Ready (%v)", n.cmd.ProcessState)
 		case <-deadline:
-			return errors.New("the node was not Ready 90 s after launch")
+			return 0, 0, errors.New("the node was not Ready 90 s after launch")
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, 0, ctx.Err()
 		}
 	}
 }
@@ -755,15 +891,7 @@ func (n *node) deployment(ctx context.Context, replicas int) (deploy, error) {
 		return deploy{}, err
 	}
 	defer dw.Stop()
-	labels := map[string]string{"app": app}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: app},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(replicas)),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec()},
-		},
-	}
+	d := deploymentOf(app, replicas, map[string]string{"app": app}, podSpec())
 	progress("Deployment of %d replicas", replicas)
 	start := time.Now()
 	if _, err := deployments.Create(ctx, d, metav1.CreateOptions{}); err != nil {
@@ -863,13 +991,22 @@ func (n *node) profile(ctx context.Context, o options, step string, r *report) f
 	}
 }
 
-// cleanup deletes every Deployment and pod, waits for the node to remove
-// the pods, stops the server (SIGTERM, then SIGKILL after 30 s), and
-// removes the pod network and the /labctl cgroups.
+// cleanup removes the static pods' manifests, deletes every Deployment
+// and pod, waits for the node to remove the pods, stops the server
+// (SIGTERM, then SIGKILL after 30 s), and removes the pod network, the
+// proxy's nftables table (the proxy leaves it when it stops) and the
+// /labctl cgroups.
 func (n *node) cleanup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var errs []error
+	// Without their files the kubelet stops the static pods; their mirror
+	// pods, deleted, would come back.
+	manifests := filepath.Join(n.dataDir, "agent", "pod-manifests")
+	entries, _ := os.ReadDir(manifests)
+	for _, e := range entries {
+		os.Remove(filepath.Join(manifests, e.Name()))
+	}
 	select {
 	case <-n.exited:
 	default:
@@ -922,9 +1059,12 @@ func (n *node) cleanup() error {
 	if n.log != nil {
 		n.log.Close()
 	}
-	progress("cleanup: removing the pod network and the /labctl cgroups")
+	progress("cleanup: removing the pod network, the proxy's table and the /labctl cgroups")
 	if err := networking.Cleanup(ctx, networking.Config{DataDir: filepath.Join(n.dataDir, "agent", "cni")}); err != nil {
 		errs = append(errs, fmt.Errorf("removing the pod network: %w", err))
+	}
+	if err := proxy.Cleanup(proxy.DefaultTable); err != nil {
+		errs = append(errs, fmt.Errorf("removing the service proxy's table: %w", err))
 	}
 	removeCgroups("/labctl")
 	return errors.Join(errs...)
@@ -1419,6 +1559,16 @@ func (r *report) print(out io.Writer) {
 	if r.Labctl != "" {
 		fmt.Fprintf(out, "%s\n", strings.ReplaceAll(r.Labctl, "\n", "; "))
 	}
+	if slices.Contains(r.Steps, stepsNode) {
+		r.printNode(out)
+	}
+	if r.Services != nil {
+		r.Services.print(out)
+	}
+}
+
+// printNode writes the node steps' table.
+func (r *report) printNode(out io.Writer) {
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(cols ...string) { fmt.Fprintln(w, strings.Join(cols, "\t")) }
