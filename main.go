@@ -37,6 +37,7 @@ import (
 	"labctl/agent"
 	agentjoin "labctl/agent/join"
 	"labctl/agent/preflight"
+	"labctl/internal/memtrim"
 	"labctl/server"
 )
 
@@ -211,6 +212,7 @@ func (cmds *commands) server(c *cli.Context) error {
 
 	log.Info("starting labctl server", "version", version, "data-dir", cfg.DataDir,
 		"node-name", cfg.NodeName)
+	go memtrim.AfterStartup(ctx, startupPagesKept, log)
 	if err := cmds.runServer(ctx, cfg); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -251,6 +253,7 @@ func (cmds *commands) agent(c *cli.Context) error {
 		}
 	}
 	log.Info("starting labctl agent", "version", version, "server", cfg.Server.String(), "node-name", cfg.NodeName, "node-ip", cfg.NodeIP)
+	go memtrim.AfterStartup(ctx, startupPagesKept, log)
 	err = runAgent(ctx, agent.Config{
 		DataDir: cfg.DataDir, Kubeconfig: path, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint, ResolvConf: c.String("resolv-conf"),
@@ -262,6 +265,12 @@ func (cmds *commands) agent(c *cli.Context) error {
 	}
 	return nil
 }
+
+// startupPagesKept is how long after launch the server and the agent
+// keep the pages of the executable that start-up touched (see
+// internal/memtrim): by then the node is up and what is used again is
+// used.
+const startupPagesKept = 20 * time.Second
 
 // runAgent runs the node; tests replace it.
 var runAgent = agent.Run

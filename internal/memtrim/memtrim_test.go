@@ -1,0 +1,72 @@
+package memtrim
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+const smapsSample = `00400000-02a00000 r-xp 00000000 fd:01 123 /usr/local/bin/labctl
+Size:              38912 kB
+Rss:               20000 kB
+Private_Dirty:         0 kB
+02a00000-05000000 r--p 02600000 fd:01 123 /usr/local/bin/labctl
+Private_Dirty:         4 kB
+05000000-05100000 rw-p 04c00000 fd:01 123 /usr/local/bin/labctl
+Private_Dirty:       200 kB
+c000000000-c004000000 rw-p 00000000 00:00 0
+Private_Dirty:      9000 kB
+7f0000000000-7f0000001000 r--p 00000000 fd:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+Private_Dirty:         0 kB
+7f0000002000-7f0000003000 r-xp 00000000 fd:01 789 /tmp/a dir/with spaces
+Private_Dirty:         0 kB
+`
+
+func TestParseSmapsAndChoose(t *testing.T) {
+	maps, err := parseSmaps(strings.NewReader(smapsSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(maps) != 6 {
+		t.Fatalf("parsed %d mappings, want 6: %+v", len(maps), maps)
+	}
+	if maps[5].path != "/tmp/a dir/with spaces" || maps[1].dirty != 4 || maps[0].start != 0x400000 || maps[0].end != 0x2a00000 {
+		t.Errorf("parsed: %+v", maps)
+	}
+	var chosen []int
+	for i, m := range maps {
+		if m.droppable("/usr/local/bin/labctl") {
+			chosen = append(chosen, i)
+		}
+	}
+	// Only the clean text: not the read-only data with a written page,
+	// not the writable data, not other files, not anonymous memory.
+	if len(chosen) != 1 || chosen[0] != 0 {
+		t.Errorf("droppable: %v, want [0]", chosen)
+	}
+	if _, err := parseSmaps(strings.NewReader("zz-yy r-xp 0 0 0 /x\n")); err == nil {
+		t.Error("a bad address range was accepted")
+	}
+}
+
+// TestDropStartupPages drops this test binary's clean pages and goes on
+// running: the code it runs next comes back from the page cache.
+func TestDropStartupPages(t *testing.T) {
+	before := residentKB()
+	n, err := DropStartupPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		exe, _ := os.Readlink("/proc/self/exe")
+		t.Fatalf("no clean read-only mapping of %s was dropped", exe)
+	}
+	after := residentKB()
+	if after >= before {
+		t.Errorf("RSS %d kB before, %d kB after dropping %d bytes", before, after, n)
+	}
+	// Still alive and computing.
+	if s := strings.Repeat("x", 3); s != "xxx" {
+		t.Fatal("the process no longer runs correctly")
+	}
+}
