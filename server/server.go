@@ -281,6 +281,13 @@ func checkDNSName(s string) error {
 // serving fails.
 func Run(ctx context.Context, cfg Config) (err error) {
 	start := time.Now()
+	defer func() {
+		// Cancelled while starting: whichever step noticed first, the
+		// cause is the cancellation (a store call says "Timeout").
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %v", ctx.Err(), err)
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid server configuration: %w", err)
 	}
