@@ -270,7 +270,7 @@ func (cmds *commands) agent(c *cli.Context) error {
 // keep the pages of the executable that start-up touched (see
 // internal/memtrim): by then the node is up and what is used again is
 // used.
-const startupPagesKept = 20 * time.Second
+const startupPagesKept = 10 * time.Second
 
 // runAgent runs the node; tests replace it.
 var runAgent = agent.Run
