@@ -211,9 +211,14 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("pod network is up", "podCIDR", cidr, "bridge", n.Config().BridgeName)
 	wg.Go(func() { syncRoutes(ctx, cs, cfg.NodeName, n, log) })
 
-	// 5. the service proxy (the Service data plane in nftables).
+	// 5. the service proxy (the Service data plane in nftables), with the
+	// service CIDR as the API server states it.
+	serviceCIDRs, err := proxy.DiscoverServiceCIDRs(ctx, cs)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("the service CIDR is unknown: traffic to unallocated ClusterIPs is not dropped", "err", err)
+	}
 	px, err := proxy.New(proxy.Config{Client: cs, NodeName: cfg.NodeName, NodeIPs: []netip.Addr{cfg.NodeIP},
-		ClusterCIDR: cfg.ClusterCIDR, Logger: log.With("component", "proxy")})
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDRs: serviceCIDRs, Logger: log.With("component", "proxy")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

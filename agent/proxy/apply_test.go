@@ -39,12 +39,14 @@ func newWorld(n int) *world {
 	return w
 }
 
-func (w *world) ruleset() *ruleset {
+func (w *world) ruleset() *ruleset { return w.rulesetWith(testRulesConfig) }
+
+func (w *world) rulesetWith(cfg rulesConfig) *ruleset {
 	var slices []*discoveryv1.EndpointSlice
 	for _, s := range w.slices {
 		slices = append(slices, s)
 	}
-	return buildRuleset(testRulesConfig, servicePorts(w.svcs, slices, testNodeName))
+	return buildRuleset(cfg, servicePorts(w.svcs, slices, testNodeName))
 }
 
 type fakeClock struct{ t time.Time }
@@ -137,6 +139,43 @@ func TestSyncIncremental(t *testing.T) {
 	wantTable(t, k, s, want)
 	if st.chainsWritten != 2 || st.elementsAdded != 2 || st.elementsDeleted != 0 {
 		t.Errorf("changes: %s; want 2 chains and 2 elements (service-ips, cluster-ips)", st)
+	}
+}
+
+// A Service goes: its ClusterIP leaves cluster-ips element by element,
+// so that the service range's drop rule takes it; cluster-ips-check is
+// written once and left alone.
+func TestSyncServiceDeletedUnallocates(t *testing.T) {
+	cfg := testRulesConfig
+	cfg.serviceCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")}
+	k := &fakeKernel{}
+	s, _ := newFakeSyncer(k)
+	w := newWorld(5)
+	syncOK(t, s, w.rulesetWith(cfg), false)
+	if got := chainText(k.t.chains[chainClusterIPsCheck]); !strings.Contains(got, "ip daddr 10.96.0.0/16 drop") {
+		t.Fatalf("cluster-ips-check:\n%s", got)
+	}
+
+	gone := w.svcs[2] // 10.96.1.3
+	w.svcs = append(w.svcs[:2:2], w.svcs[3:]...)
+	delete(w.slices, gone.Name)
+	want := w.rulesetWith(cfg)
+	st := syncOK(t, s, want, false)
+	wantTable(t, k, s, want)
+	var setOps []string
+	for _, op := range k.ops {
+		if strings.Contains(op, chainClusterIPsCheck) || strings.HasPrefix(op, "flush set") {
+			t.Errorf("deleting a Service rewrote more than its own: %q", op)
+		}
+		if strings.HasSuffix(op, " "+setClusterIPs+": [10.96.1.3]") {
+			setOps = append(setOps, op)
+		}
+	}
+	if len(setOps) != 1 || !strings.HasPrefix(setOps[0], "delete elements from") {
+		t.Errorf("cluster-ips changes %q, want its address deleted; all: %q", setOps, k.ops)
+	}
+	if st.full || st.elementsAdded != 0 {
+		t.Errorf("changes: %s", st)
 	}
 }
 

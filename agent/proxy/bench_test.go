@@ -56,8 +56,9 @@ func benchObjects() ([]*corev1.Service, []*discoveryv1.EndpointSlice) {
 }
 
 var benchRulesConfig = rulesConfig{
-	nodePortIPs: []netip.Addr{netip.MustParseAddr(testNodeIP)},
-	clusterCIDR: netip.MustParsePrefix(testClusterCIDR),
+	nodePortIPs:  []netip.Addr{netip.MustParseAddr(testNodeIP)},
+	clusterCIDR:  netip.MustParsePrefix(testClusterCIDR),
+	serviceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 }
 
 // BenchmarkComputeRules: Services and EndpointSlices to the table's

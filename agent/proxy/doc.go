@@ -8,9 +8,10 @@
 //
 // # Use
 //
+//	cidrs, err := proxy.DiscoverServiceCIDRs(ctx, cs) // or --service-cidr
 //	p, err := proxy.New(proxy.Config{Client: cs, NodeName: "node-a",
 //		NodeIPs: []netip.Addr{nodeIP}, ClusterCIDR: clusterCIDR,
-//		Logger: log.With("component", "proxy")})
+//		ServiceCIDRs: cidrs, Logger: log.With("component", "proxy")})
 //	err = p.Run(ctx)                     // until ctx ends; the rules stay
 //	err = proxy.Cleanup(proxy.DefaultTable) // labctl killall
 //
@@ -40,6 +41,11 @@
 //   - No endpoints: connections are rejected (TCP reset, ICMP port
 //     unreachable otherwise), at once rather than after a timeout; so are
 //     ClusterIP ports the Service does not have.
+//   - Unallocated ClusterIPs: new connections to an address of the service
+//     range (Config.ServiceCIDRs; the agent asks the API server for it
+//     with DiscoverServiceCIDRs) that no Service holds are dropped, rather
+//     than routed out of the node by its default route. When a Service is
+//     deleted, its address leaves the cluster-ips set and is dropped too.
 //   - Stale UDP conntrack entries to a Service whose serving endpoints
 //     changed are deleted (see conntrack.go).
 //
@@ -55,9 +61,14 @@
 //	nat-postrouting             (srcnat)  jump masquerading
 //	filter-input/-forward/-output (dstnat-10): new connections to a
 //	    service without endpoints, through the no-endpoint maps
-//	filter-output-post-dnat, filter-forward: cluster-ips-check, the
-//	    ClusterIPs' other ports
+//	filter-output-post-dnat (dstnat+10), filter-forward: new connections,
+//	    after DNAT, through cluster-ips-check
 //
+//	cluster-ips-check   what no rule translated: a ClusterIP's other ports
+//	                    rejected, the rest of the service range dropped
+//	    ip daddr @cluster-ips goto reject-chain comment "Reject traffic to invalid ports of ClusterIPs"
+//	    ip daddr 10.43.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"
+//	cluster-ips   the Services' ClusterIPs, kept element by element
 //	services
 //	    ip daddr . meta l4proto . th dport vmap @service-ips
 //	    ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
@@ -79,7 +90,9 @@
 // One thing differs from upstream: it picks an endpoint with a run of
 // `numgen random mod n 0` rules (as iptables mode's statistic matches do)
 // rather than one numgen lookup in an anonymous map, which the kernel
-// handles in time quadratic in the size of the transaction.
+// handles in time quadratic in the size of the transaction. (Likewise,
+// cluster-ips-check has a drop rule per service range where upstream
+// matches `ip daddr { 10.43.0.0/16, ... }`, an anonymous set.)
 //
 // # Syncs
 //

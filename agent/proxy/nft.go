@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -199,10 +200,15 @@ func (tx *nftTx) deleteChain(name string) {
 
 func (tx *nftTx) addRule(chain string, r rule) {
 	var exprs []expr.Any
+	var udata []byte
 	for _, t := range r {
+		if c, ok := t.(comment); ok {
+			udata = userdata.AppendString(udata, userdata.TypeComment, string(c))
+			continue
+		}
 		exprs = append(exprs, t.exprs()...)
 	}
-	tx.cc.AddRule(&nftables.Rule{Table: tx.k.table, Chain: tx.chain(chain), Exprs: exprs})
+	tx.cc.AddRule(&nftables.Rule{Table: tx.k.table, Chain: tx.chain(chain), Exprs: exprs, UserData: udata})
 	tx.desc = append(tx.desc, opDesc{op: "add rule to chain", name: chain, rule: r})
 }
 

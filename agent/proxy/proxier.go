@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,13 @@ type Config struct {
 	// it is masqueraded, and the pods' traffic to a node port of a Local
 	// service may go to any endpoint (default 10.42.0.0/16).
 	ClusterCIDR netip.Prefix
+	// ServiceCIDRs are the ranges the API server gives ClusterIPs from
+	// (labctl server's --service-cidr; DiscoverServiceCIDRs asks the
+	// server). New connections to an address in them that no Service
+	// holds are dropped, rather than routed out of the node, as
+	// kube-proxy's nftables mode does with the ServiceCIDRs it watches.
+	// IPv4 ones only (others are left out); empty: no such rule.
+	ServiceCIDRs []netip.Prefix
 	// Table is the nftables table, family ip (default "labctl-proxy").
 	Table string
 	// SyncPeriod is how often the whole table is rewritten, whatever
@@ -94,6 +102,24 @@ func New(cfg Config) (*Proxier, error) {
 		return nil, fmt.Errorf("proxy: the cluster CIDR %s is not IPv4; the proxy handles IPv4 only", cfg.ClusterCIDR)
 	}
 	rc := rulesConfig{clusterCIDR: cfg.ClusterCIDR}
+	for _, p := range cfg.ServiceCIDRs {
+		if !p.IsValid() || !p.Addr().Is4() {
+			continue // an IPv6 proxy's
+		}
+		p = p.Masked()
+		if p.Overlaps(cfg.ClusterCIDR) {
+			return nil, fmt.Errorf("proxy: the service CIDR %s overlaps the cluster CIDR %s: the pods' own traffic would be dropped", p, cfg.ClusterCIDR)
+		}
+		if !slices.Contains(rc.serviceCIDRs, p) {
+			rc.serviceCIDRs = append(rc.serviceCIDRs, p)
+		}
+	}
+	slices.SortFunc(rc.serviceCIDRs, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
 	for _, ip := range cfg.NodeIPs {
 		ip = ip.Unmap()
 		if ip.Is4() && !ip.IsLoopback() && !ip.IsUnspecified() {

@@ -19,6 +19,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"labctl/networking"
 )
 
 var bg = context.Background()
@@ -131,6 +133,143 @@ func TestProxyClusterIP(t *testing.T) {
 	if err := refused(c.ns, "10.96.0.10:81"); err != nil {
 		t.Error("port 81:", err)
 	}
+}
+
+// dropped checks that a TCP connection from ns to addr is neither
+// answered nor refused: its SYN goes nowhere (the node's own connect
+// may also be told EPERM).
+func dropped(ns, addr string) error {
+	a, err := dialTCP(ns, addr, 700*time.Millisecond)
+	if err == nil {
+		return fmt.Errorf("answered by %s", a.pod)
+	}
+	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, syscall.EPERM) {
+		return nil
+	}
+	return fmt.Errorf("not dropped: %w", err)
+}
+
+// udpDropped checks that a datagram from ns to addr gets no answer, not
+// even an ICMP error.
+func udpDropped(ns, addr string) error {
+	a, err := askUDP(ns, addr, 0, 700*time.Millisecond)
+	if err == nil {
+		return fmt.Errorf("answered by %s", a.pod)
+	}
+	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, syscall.EPERM) {
+		return nil
+	}
+	return fmt.Errorf("not dropped: %w", err)
+}
+
+// serveUDPAt answers datagrams to addr in namespace ns as serve does.
+func serveUDPAt(t *testing.T, ns, name, addr string) {
+	t.Helper()
+	var pc net.PacketConn
+	err := networking.InNetNS(nsPath(ns), func() error {
+		var err error
+		pc, err = net.ListenPacket("udp4", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(fmt.Appendf(nil, "%s %s", name, from), from)
+		}
+	}()
+}
+
+// Addresses of the service range that no Service holds are dropped, not
+// routed out; a ClusterIP's other ports are rejected; a deleted
+// Service's address joins the unallocated ones.
+func TestProxyUnallocatedClusterIPs(t *testing.T) {
+	n := newTestNet(t)
+	a, c := n.addPod("a", 10), n.addPod("c", 12)
+	a.serve(t, 8080)
+	// Beyond the node's default route, ext answers for 10.96.0.0/15, as
+	// a router that took the packets would: an answer from "ext" means
+	// the node routed the packet out.
+	run(t, "ip", "-n", n.ext, "route", "add", "local", "10.96.0.0/15", "dev", "lo")
+	(&testPod{name: "ext", ns: n.ext}).serve(t, 80)
+	// A UDP answer must come from the address asked, which a socket on
+	// the wildcard address does not do.
+	serveUDPAt(t, n.ext, "ext", "10.96.0.99:81")
+
+	svc := newService("web", "10.96.0.10", 80, 8080)
+	cs := newClient(svc)
+	putSlice(t, cs, newSlice(svc, 8080, ep{ip: a.ip.String()}))
+	table := uniqueTable(t)
+	const unallocated, unallocatedUDP, outside = "10.96.0.99:80", "10.96.0.99:81", "10.97.0.5:80"
+
+	// Without the service range, as before: the unallocated address
+	// leaves by the default route.
+	_, stop := n.startProxier(cs, table, nil)
+	wantPods(t, n, c.ns, unallocated, "ext")
+	if ans, err := askUDP(c.ns, unallocatedUDP, 0, 2*time.Second); err != nil || ans.pod != "ext" {
+		t.Errorf("UDP %s without the service range: %v %v, want ext's answer", unallocatedUDP, ans, err)
+	}
+	stop()
+
+	// With it (a new proxier takes the table over).
+	withCIDR := func(cfg *Config) { cfg.ServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")} }
+	n.startProxier(cs, table, withCIDR)
+	for _, ns := range []string{c.ns, n.node} {
+		if err := dropped(ns, unallocated); err != nil {
+			t.Errorf("%s from %s: %v", unallocated, ns, err)
+		}
+		if err := udpDropped(ns, unallocatedUDP); err != nil {
+			t.Errorf("UDP %s from %s: %v", unallocatedUDP, ns, err)
+		}
+		// The allocated ClusterIP at its port, and at another.
+		wantPods(t, n, ns, "10.96.0.10:80", "a")
+		if err := refused(ns, "10.96.0.10:81"); err != nil {
+			t.Errorf("10.96.0.10:81 from %s: %v", ns, err)
+		}
+		// Outside the range: routed as before.
+		wantPods(t, n, ns, outside, "ext")
+	}
+	// UDP to a port the ClusterIP lacks: ICMP port unreachable. (The
+	// node's own datagram fails with EPERM, the reject's drop, before the
+	// ICMP error comes back: only a pod's tells a reject from a drop.)
+	if ans, err := askUDP(c.ns, "10.96.0.10:80", 0, 2*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("UDP 10.96.0.10:80 (a TCP service): %v %v, want ECONNREFUSED", ans, err)
+	}
+	// The Service goes: its address is unallocated, every port dropped.
+	if err := cs.CoreV1().Services("default").Delete(bg, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.DiscoveryV1().EndpointSlices("default").Delete(bg, "web-abcde", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, n, "the deleted Service's address dropped", func() error {
+		for _, addr := range []string{"10.96.0.10:80", "10.96.0.10:81"} {
+			if err := dropped(c.ns, addr); err != nil {
+				return fmt.Errorf("%s: %w", addr, err)
+			}
+		}
+		return nil
+	})
+	if err := dropped(n.node, "10.96.0.10:80"); err != nil {
+		t.Errorf("10.96.0.10:80 from the node: %v", err)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Log("no nft command: the table's convergence is not checked")
+		return
+	}
+	if s := n.nft("list", "set", "ip", table, setClusterIPs); strings.Contains(s, "10.96.0.10") || !strings.Contains(s, "set "+setClusterIPs) {
+		t.Errorf("cluster-ips after the Service's deletion:\n%s", s)
+	}
+	n.sameAsFresh(t, cs, table, withCIDR)
 }
 
 func TestProxyNodePortAndLoadBalancer(t *testing.T) {
@@ -411,12 +550,12 @@ func (n *testNet) normalizedTable(table string) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// sameAsFresh waits until table holds what a new proxier would write
-// from scratch for the same objects.
-func (n *testNet) sameAsFresh(t *testing.T, cs kubernetes.Interface, table string) {
+// sameAsFresh waits until table holds what a new proxier (configured by
+// tune, if not nil) would write from scratch for the same objects.
+func (n *testNet) sameAsFresh(t *testing.T, cs kubernetes.Interface, table string, tune func(*Config)) {
 	t.Helper()
 	fresh := uniqueTable(t)
-	_, stop := n.startProxier(cs, fresh, nil)
+	_, stop := n.startProxier(cs, fresh, tune)
 	stop()
 	want, err := n.normalizedTable(fresh)
 	if err != nil {
@@ -496,7 +635,7 @@ func TestProxyRestartConverges(t *testing.T) {
 	n.startProxier(cs, table, nil)
 	wantPods(t, n, d.ns, "10.96.0.80:80", "b", "c")
 	wantPods(t, n, d.ns, "10.96.0.82:80", "a")
-	n.sameAsFresh(t, cs, table)
+	n.sameAsFresh(t, cs, table, nil)
 	if s := n.nft("list", "table", "ip", table); strings.Contains(s, "default/gone") {
 		t.Errorf("the deleted service's rules are left:\n%s", s)
 	}
@@ -558,7 +697,7 @@ func TestProxyChurnConverges(t *testing.T) {
 		}
 		return err
 	})
-	n.sameAsFresh(t, cs, table)
+	n.sameAsFresh(t, cs, table, nil)
 }
 
 func TestProxyCleanup(t *testing.T) {

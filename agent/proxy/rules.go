@@ -115,6 +115,9 @@ type rulesConfig struct {
 	nodePortIPs []netip.Addr
 	// clusterCIDR is the pod network.
 	clusterCIDR netip.Prefix
+	// serviceCIDRs are the ranges ClusterIPs come from, IPv4, masked and
+	// sorted: new connections to their unallocated addresses are dropped.
+	serviceCIDRs []netip.Prefix
 }
 
 // buildRuleset computes the table for the service ports, as kube-proxy's
@@ -150,7 +153,19 @@ func writeFixedChains(rs *ruleset, cfg rulesConfig) {
 		{reject{}},
 	}
 	rs.chains[chainServiceEPCheck] = []rule{{vmapAddrPort{mapNoEPServices}}}
-	rs.chains[chainClusterIPsCheck] = []rule{{inSet{daddr: true, set: setClusterIPs}, goTo(chainReject)}}
+	// Reached after DNAT (filter-forward, filter-output-post-dnat), by new
+	// connections whose address no rule translated: an allocated ClusterIP
+	// at a port its Service does not have is rejected, any other address
+	// of the service range dropped, rather than routed out of the node
+	// (kube-proxy's rules, with its comments; its drop matches an
+	// anonymous set of the ranges, here one rule per range).
+	clusterIPsCheck := []rule{{inSet{daddr: true, set: setClusterIPs}, goTo(chainReject),
+		comment("Reject traffic to invalid ports of ClusterIPs")}}
+	for _, p := range cfg.serviceCIDRs {
+		clusterIPsCheck = append(clusterIPsCheck, rule{daddrIn(p), verdictDrop,
+			comment("Drop traffic to unallocated ClusterIPs")})
+	}
+	rs.chains[chainClusterIPsCheck] = clusterIPsCheck
 	services := []rule{{vmapAddrPort{mapServiceIPs}}}
 	if len(cfg.nodePortIPs) > 0 {
 		services = append(services, rule{inSet{daddr: true, set: setNodePortIPs}, vmapPort{mapNodePorts}})

@@ -108,6 +108,45 @@ func TestRulesFixedChains(t *testing.T) {
 		}`)
 }
 
+func TestRulesClusterIPsCheck(t *testing.T) {
+	svc := newService("web", "10.96.0.10", 80, 8080)
+	slice := newSlice(svc, 8080, ep{ip: "10.244.0.10"})
+	// Without a service range: only the ClusterIPs' other ports.
+	b := tableFor(testRulesConfig, []*corev1.Service{svc}, slice)
+	wantBlock(t, b, "chain cluster-ips-check", `chain cluster-ips-check {
+		ip daddr @cluster-ips goto reject-chain comment "Reject traffic to invalid ports of ClusterIPs"
+		}`)
+	// With the ranges (in order, whatever the Config's): the rest of them
+	// dropped.
+	p, err := New(Config{Client: newClient(), NodeName: testNodeName, ClusterCIDR: netip.MustParsePrefix(testClusterCIDR),
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16"), netip.MustParsePrefix("10.96.0.7/16"),
+			netip.MustParsePrefix("fd00:96::/112"), netip.MustParsePrefix("10.97.0.0/16")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testRulesConfig
+	cfg.serviceCIDRs = p.rules.serviceCIDRs
+	b = tableFor(cfg, []*corev1.Service{svc}, slice)
+	wantBlock(t, b, "chain cluster-ips-check", `chain cluster-ips-check {
+		ip daddr @cluster-ips goto reject-chain comment "Reject traffic to invalid ports of ClusterIPs"
+		ip daddr 10.96.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"
+		ip daddr 10.97.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"
+		}`)
+	wantBlock(t, b, "set cluster-ips", `set cluster-ips { 10.96.0.10 }`)
+	// The Service goes: its address leaves the set, the chain stays.
+	b2 := tableFor(cfg, nil)
+	wantBlock(t, b2, "set cluster-ips", `set cluster-ips { }`)
+	if b2["chain cluster-ips-check"] != b["chain cluster-ips-check"] {
+		t.Errorf("cluster-ips-check changed with the Services:\n%s", b2["chain cluster-ips-check"])
+	}
+	// A range that takes in the pods' addresses is refused.
+	_, err = New(Config{Client: newClient(), NodeName: testNodeName, ClusterCIDR: netip.MustParsePrefix(testClusterCIDR),
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err == nil || !strings.Contains(err.Error(), "overlaps the cluster CIDR") {
+		t.Errorf("a service CIDR over the cluster CIDR: %v", err)
+	}
+}
+
 func TestRulesClusterIPAndNodePort(t *testing.T) {
 	svc := newService("web", "10.96.0.10", 80, 8080, withNodePort(30080))
 	b := tableFor(testRulesConfig, []*corev1.Service{svc},

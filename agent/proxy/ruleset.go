@@ -277,6 +277,7 @@ func (m addrMatch) exprs() []expr.Any {
 func saddrIs(a netip.Addr) addrMatch   { return addrMatch{prefix: netip.PrefixFrom(a, 32)} }
 func daddrIs(a netip.Addr) addrMatch   { return addrMatch{daddr: true, prefix: netip.PrefixFrom(a, 32)} }
 func saddrIn(p netip.Prefix) addrMatch { return addrMatch{prefix: p} }
+func daddrIn(p netip.Prefix) addrMatch { return addrMatch{daddr: true, prefix: p} }
 func saddrNotIn(p netip.Prefix) addrMatch {
 	return addrMatch{prefix: p, not: true}
 }
@@ -485,6 +486,13 @@ func (r reject) exprs() []expr.Any {
 	}
 	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreachable}}
 }
+
+// comment: `comment "text"`, which nft shows at the end of the rule. It
+// is no expression: the rule carries it as its user data.
+type comment string
+
+func (c comment) String() string  { return "comment " + strconv.Quote(string(c)) }
+func (comment) exprs() []expr.Any { return nil }
 
 // verdict: `jump c`, `goto c`, `drop`, `return`, `accept`. It is also
 // the value of a verdict map element.

@@ -304,8 +304,13 @@ func addGuard() (func() error, error) {
 	c.Flush()
 	c.AddTable(t)
 	accept := nftables.ChainPolicyAccept
+	// Before the proxy's filter chains (-110), which drop packets to
+	// unallocated service addresses: a drop would make each try wait out
+	// its timeout. Still after DNAT (prerouting), so translated packets
+	// no longer match.
+	guardPriority := nftables.ChainPriority(-120)
 	ch := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		Hooknum: nftables.ChainHookForward, Priority: &guardPriority, Policy: &accept})
 	toServices := []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}, // ip daddr
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: cidr.Mask, Xor: make([]byte, 4)},
