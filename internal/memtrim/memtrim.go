@@ -13,9 +13,11 @@
 // written (not writable, no private dirty pages): their contents stay in
 // the page cache, and a page the process needs again comes back on its
 // next access by a minor fault, from memory, not disk. Nothing else
-// changes. On a server on these machines it takes the resident set from
-// about 130 MB to about 35 MB; what the server then uses again brings it
-// to some 60 MB (BENCHMARKS.md, "Memory after start-up").
+// changes. What it gains is modest: a server without its node goes from
+// about 130 MB to 45 MB at once, but within seconds the garbage collector
+// and reflection read much of the function and type tables again and it
+// settles near 100 MB (about 27 MB saved); with a node running, nodebench
+// sees no difference beyond run-to-run noise (BENCHMARKS.md, "The node").
 package memtrim
 
 import (
