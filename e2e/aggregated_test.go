@@ -152,7 +152,7 @@ func TestAggregatedDiscovery(t *testing.T) {
 // Each kubectl version has a group of its own (they run in parallel).
 func aggregatedCustomResource(t *testing.T, c *cluster, k *kubectl) {
 	if r := k.run(t, "api-resources", "--api-group=apiextensions.k8s.io", "-o", "name"); !strings.Contains(r.stdout, "customresourcedefinitions") {
-		t.Skipf("the server does not serve CustomResourceDefinitions\n%s", r)
+		t.Fatalf("the server does not serve CustomResourceDefinitions\n%s", r)
 	}
 	group := fmt.Sprintf("aggregated%d.example.com", k.minor)
 	short := fmt.Sprintf("agw%d", k.minor)

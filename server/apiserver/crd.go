@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -324,7 +325,7 @@ func (c *crdController) cleanup(ctx context.Context, crd *apiextensionsv1.Custom
 	c.unserve(crd.Name)
 	out, err := c.res.store.Update(ctx, "", crd.Name, func(cur runtime.Object) (runtime.Object, error) {
 		cd := cur.(*apiextensionsv1.CustomResourceDefinition)
-		cd.Finalizers = removeString(cd.Finalizers, customresource.CleanupFinalizer)
+		cd.Finalizers = slices.DeleteFunc(cd.Finalizers, func(f string) bool { return f == customresource.CleanupFinalizer })
 		return cd, nil
 	})
 	if err != nil {
@@ -461,14 +462,4 @@ func (s *Server) customResource(v *customresource.Version) *Resource {
 		Attrs:       attrsWith(v),
 	})
 	return r
-}
-
-func removeString(list []string, s string) []string {
-	var out []string
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	apiextensions "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -173,11 +172,7 @@ func validateSchema(props *apiextensionsv1.JSONSchemaProps, p *field.Path) field
 			errs = append(errs, field.Forbidden(rp, "x-kubernetes-validations (CEL rules) are not supported by labctl"))
 		}
 	}
-	internal := new(apiextensions.JSONSchemaProps)
-	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(props, internal, nil); err != nil {
-		return append(errs, field.Invalid(p, "", err.Error()))
-	}
-	s, err := structuralschema.NewStructural(internal)
+	s, err := newStructural(props)
 	if err != nil {
 		return append(errs, field.Invalid(p, "", err.Error()))
 	}

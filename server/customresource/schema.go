@@ -50,13 +50,9 @@ func NewSchema(props *apiextensionsv1.JSONSchemaProps) (*Schema, error) {
 	if props == nil {
 		return nil, fmt.Errorf("no schema")
 	}
-	internal := new(apiextensions.JSONSchemaProps)
-	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(props, internal, nil); err != nil {
-		return nil, fmt.Errorf("converting the schema: %w", err)
-	}
-	structural, err := structuralschema.NewStructural(internal)
+	structural, err := newStructural(props)
 	if err != nil {
-		return nil, fmt.Errorf("the schema is not structural: %w", err)
+		return nil, err
 	}
 	oa, err := openAPISchema(props)
 	if err != nil {
@@ -67,6 +63,19 @@ func NewSchema(props *apiextensionsv1.JSONSchemaProps) (*Schema, error) {
 		OpenAPI:    oa,
 		validator:  validate.NewSchemaValidator(oa, nil, "", strfmt.Default),
 	}, nil
+}
+
+// newStructural is the structural form of a CRD version's schema.
+func newStructural(props *apiextensionsv1.JSONSchemaProps) (*structuralschema.Structural, error) {
+	internal := new(apiextensions.JSONSchemaProps)
+	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(props, internal, nil); err != nil {
+		return nil, fmt.Errorf("converting the schema: %w", err)
+	}
+	s, err := structuralschema.NewStructural(internal)
+	if err != nil {
+		return nil, fmt.Errorf("the schema is not structural: %w", err)
+	}
+	return s, nil
 }
 
 // openAPISchema turns the CRD's schema into kube-openapi's: the JSON forms

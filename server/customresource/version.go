@@ -3,6 +3,7 @@ package customresource
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
@@ -76,7 +77,7 @@ func NewVersion(crd *apiextensionsv1.CustomResourceDefinition, name string) (*Ve
 		v.ListKind = v.GVK.Kind + "List"
 	}
 	if v.Singular == "" {
-		v.Singular = lower(v.GVK.Kind)
+		v.Singular = strings.ToLower(v.GVK.Kind)
 	}
 	if ver.DeprecationWarning != nil {
 		v.DeprecationWarning = *ver.DeprecationWarning
@@ -100,16 +101,6 @@ func NewVersion(crd *apiextensionsv1.CustomResourceDefinition, name string) (*Ve
 	}
 	v.table = t
 	return v, nil
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // New returns an empty object of the version's kind.
