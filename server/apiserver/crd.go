@@ -249,7 +249,7 @@ func (c *crdController) serve(crd *apiextensionsv1.CustomResourceDefinition) {
 		return
 	}
 	c.mu.Unlock()
-	c.unserve(crd.Name)
+	c.unregister(crd.Name) // the documents are updated once, below
 	served := &servedCRD{key: key, group: crd.Spec.Group, names: crd.Status.AcceptedNames}
 	var versions []*customresource.Version
 	schemas := map[schema.GroupVersionKind]*spec.Schema{}
@@ -292,17 +292,25 @@ func (c *crdController) serve(crd *apiextensionsv1.CustomResourceDefinition) {
 
 // unserve stops serving the CRD name's resources.
 func (c *crdController) unserve(name string) {
+	if c.unregister(name) {
+		c.s.updateOpenAPI()
+	}
+}
+
+// unregister removes the CRD name's resources from the registry and
+// reports whether it had any; the caller updates the OpenAPI documents.
+func (c *crdController) unregister(name string) bool {
 	c.mu.Lock()
 	cur := c.served[name]
 	delete(c.served, name)
 	c.mu.Unlock()
 	if cur == nil {
-		return
+		return false
 	}
 	for _, gvr := range cur.gvrs {
 		c.s.reg.remove(gvr)
 	}
-	c.s.updateOpenAPI()
+	return true
 }
 
 // cleanup deletes the objects of a CRD being deleted, then the CRD.
