@@ -22,22 +22,7 @@ func TestClusterDNS(t *testing.T) {
 	resolv := writeFile(t, t.TempDir(), "resolv.conf", "nameserver "+upstream+"\n")
 	n := startNodeClusterWith(t, clusterOptions{resolvConf: resolv})
 	img := importedImage
-	n.apply(t, fmt.Sprintf(`
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: %[1]s
-        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www']
----
+	n.apply(t, webDeployment(2, false)+fmt.Sprintf(`
 apiVersion: v1
 kind: Service
 metadata: {name: web}

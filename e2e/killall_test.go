@@ -51,22 +51,7 @@ func TestKillallLeavesMachineClean(t *testing.T) {
 	n := startNodeClusterWith(t, clusterOptions{binary: bin})
 	decoy := startDecoy(t, n.dataDir)
 
-	n.apply(t, fmt.Sprintf(`
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: %s
-        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www']
----
+	n.apply(t, webDeployment(2, false)+`
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -74,7 +59,7 @@ spec:
   type: NodePort
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080, nodePort: 30082}]
-`, importedImage))
+`)
 	if r := n.admin(t, "rollout", "status", "deploy/web", "--timeout=90s"); r.code != 0 {
 		t.Fatalf("the web pods did not become ready: %s", r)
 	}

@@ -358,3 +358,38 @@ func (n *nodeCluster) forceCleanup(t *testing.T) {
 		}
 	}
 }
+
+// webDeployment is the Deployment the Service and DNS tests put behind
+// their Services: replicas busybox pods labelled app=web that answer on
+// 8080 with their hostname. With readiness, a pod is ready while its
+// /tmp/ready exists (a test removes it to take the pod out of rotation).
+func webDeployment(replicas int, readiness bool) string {
+	command := "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
+	probe := ""
+	if readiness {
+		command = "mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www"
+		probe = `
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          exec: {command: [test, -f, /tmp/ready]}
+          periodSeconds: 1
+          failureThreshold: 1`
+	}
+	return fmt.Sprintf(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: %d
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: %s
+        command: [sh, -c, '%s']%s
+---
+`, replicas, importedImage, command, probe)
+}

@@ -17,27 +17,7 @@ import (
 func TestServices(t *testing.T) {
 	n := startNodeCluster(t)
 	img := importedImage
-	n.apply(t, fmt.Sprintf(`
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: %[1]s
-        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /www']
-        ports: [{containerPort: 8080}]
-        readinessProbe:
-          exec: {command: [test, -f, /tmp/ready]}
-          periodSeconds: 1
-          failureThreshold: 1
----
+	n.apply(t, webDeployment(3, true)+fmt.Sprintf(`
 apiVersion: v1
 kind: Service
 metadata: {name: web}
