@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -158,8 +159,17 @@ func TestGarbageCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	kept := pods[0]
-	kept.OwnerReferences = append(kept.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "keeper", UID: keeper.UID})
-	if _, err := cs.CoreV1().Pods("default").Update(ctx, &kept, metav1.UpdateOptions{}); err != nil {
+	// The controllers may write the pod meanwhile: read, change, retry.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, kept.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.OwnerReferences = append(p.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "keeper", UID: keeper.UID})
+		_, err = cs.CoreV1().Pods("default").Update(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Background deletion, kubectl's default: the dependents go after.
