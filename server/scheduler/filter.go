@@ -25,6 +25,7 @@ const (
 	plNodeAffinity
 	plNodePorts
 	plNodeResourcesFit
+	plVolumeBinding
 	plPodTopologySpread
 	plInterPodAffinity
 	plAll = 1<<iota - 1
@@ -109,6 +110,8 @@ type cycle struct {
 	nsLabels               labels.Set // the pod's namespace's labels
 	ipa                    *affinityState
 	pts                    *spreadState
+	volumes                *volumeState // nil: the pod has no claims
+	volumeMsg              string       // why VolumeBinding's pre-filter refuses the pod
 	// nominated returns the pods nominated to a node that weigh on this
 	// pod (equal or higher priority, not the pod itself).
 	nominated func(node string) []*podInfo
@@ -263,6 +266,12 @@ func (a *algorithm) filter(c *cycle, v *nodeView) *status {
 	if st := v.fits(c.pi); st != nil {
 		return st
 	}
+	// VolumeBinding
+	if c.volumes != nil {
+		if _, st := a.volumeFit(c.volumes, n); st != nil {
+			return st
+		}
+	}
 	// PodTopologySpread
 	if c.pts != nil {
 		if st := c.pts.filter(c.pi.pod, n); st != nil {
@@ -288,6 +297,7 @@ func (a *algorithm) newCycle(pi *podInfo, nominated func(string) []*podInfo) *cy
 		nominated:              nominated,
 	}
 	c.nsLabels = a.objs.namespaceLabels(pod.Namespace)
+	c.volumes, c.volumeMsg = a.preFilterVolumes(pod)
 	c.pts = a.preFilterSpread(c)
 	c.ipa = a.preFilterAffinity(c)
 	return c

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,6 +24,9 @@ type fakeObjects struct {
 	svcs        []*corev1.Service
 	controllers map[types.UID]labels.Selector
 	budgets     []*policyv1.PodDisruptionBudget
+	claims      map[string]*corev1.PersistentVolumeClaim // by namespace/name
+	pvs         []*corev1.PersistentVolume
+	classes     map[string]*storagev1.StorageClass
 }
 
 func (f *fakeObjects) namespaceLabels(ns string) labels.Set { return f.nsLabels[ns] }
@@ -38,6 +43,22 @@ func (f *fakeObjects) controller(ns string, ref *metav1.OwnerReference) labels.S
 	return f.controllers[ref.UID]
 }
 func (f *fakeObjects) pdbs() []*policyv1.PodDisruptionBudget { return f.budgets }
+func (f *fakeObjects) claim(ns, name string) (*corev1.PersistentVolumeClaim, error) {
+	if c := f.claims[ns+"/"+name]; c != nil {
+		return c, nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("persistentvolumeclaims"), name)
+}
+func (f *fakeObjects) persistentVolume(name string) *corev1.PersistentVolume {
+	for _, pv := range f.pvs {
+		if pv.Name == name {
+			return pv
+		}
+	}
+	return nil
+}
+func (f *fakeObjects) persistentVolumes() []*corev1.PersistentVolume    { return f.pvs }
+func (f *fakeObjects) storageClass(name string) *storagev1.StorageClass { return f.classes[name] }
 
 // harness drives the scheduler's decisions without an API server: pods
 // chosen a node are assumed there, as the scheduler does before binding.

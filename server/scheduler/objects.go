@@ -4,12 +4,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
 )
 
 // objects is what the scheduler reads of the cluster besides nodes and
@@ -75,6 +77,9 @@ type listerObjects struct {
 	rss         appslisters.ReplicaSetLister
 	sss         appslisters.StatefulSetLister
 	disruptions policylisters.PodDisruptionBudgetLister
+	claims      corelisters.PersistentVolumeClaimLister
+	volumes     corelisters.PersistentVolumeLister
+	classes     storagelisters.StorageClassLister
 }
 
 func (l *listerObjects) namespaceLabels(ns string) labels.Set {
@@ -115,4 +120,23 @@ func (l *listerObjects) controller(ns string, ref *metav1.OwnerReference) labels
 func (l *listerObjects) pdbs() []*policyv1.PodDisruptionBudget {
 	out, _ := l.disruptions.List(labels.Everything())
 	return out
+}
+
+func (l *listerObjects) claim(ns, name string) (*corev1.PersistentVolumeClaim, error) {
+	return l.claims.PersistentVolumeClaims(ns).Get(name)
+}
+
+func (l *listerObjects) persistentVolume(name string) *corev1.PersistentVolume {
+	pv, _ := l.volumes.Get(name)
+	return pv
+}
+
+func (l *listerObjects) persistentVolumes() []*corev1.PersistentVolume {
+	out, _ := l.volumes.List(labels.Everything())
+	return out
+}
+
+func (l *listerObjects) storageClass(name string) *storagev1.StorageClass {
+	sc, _ := l.classes.Get(name)
+	return sc
 }

@@ -108,9 +108,10 @@ type Scheduler struct {
 
 // binding is a decision to write.
 type binding struct {
-	pod  *corev1.Pod
-	key  string
-	node string
+	pod     *corev1.Pod
+	key     string
+	node    string
+	volumes volumePlan // claims to bind first (VolumeBinding's pre-bind)
 }
 
 // New makes a scheduler over informers from f; events go to recorder.
@@ -119,13 +120,25 @@ func New(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder re
 	podInf, nodeInf, nsInf := core.Pods(), core.Nodes(), core.Namespaces()
 	svcInf, rcInf, rsInf, ssInf := core.Services(), core.ReplicationControllers(), apps.ReplicaSets(), apps.StatefulSets()
 	pdbInf := f.Policy().V1().PodDisruptionBudgets()
+	pvcInf, pvInf, scInf := core.PersistentVolumeClaims(), core.PersistentVolumes(), f.Storage().V1().StorageClasses()
 	objs := &listerObjects{namespaces: nsInf.Lister(), svcs: svcInf.Lister(), rcs: rcInf.Lister(), rss: rsInf.Lister(),
-		sss: ssInf.Lister(), disruptions: pdbInf.Lister()}
+		sss: ssInf.Lister(), disruptions: pdbInf.Lister(),
+		claims: pvcInf.Lister(), volumes: pvInf.Lister(), classes: scInf.Lister()}
 	s := newScheduler(cs, objs, recorder, log, clock.RealClock{})
 	s.pods = podInf.Lister()
 	for _, inf := range []toolscache.SharedIndexInformer{podInf.Informer(), nodeInf.Informer(), nsInf.Informer(),
-		svcInf.Informer(), rcInf.Informer(), rsInf.Informer(), ssInf.Informer(), pdbInf.Informer()} {
+		svcInf.Informer(), rcInf.Informer(), rsInf.Informer(), ssInf.Informer(), pdbInf.Informer(),
+		pvcInf.Informer(), pvInf.Informer(), scInf.Informer()} {
 		s.synced = append(s.synced, inf.HasSynced)
+	}
+	// Claims, volumes and classes that come or change may let pods that
+	// VolumeBinding refused fit.
+	volumesChanged := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.queue.move(plVolumeBinding) },
+		UpdateFunc: func(any, any) { s.queue.move(plVolumeBinding) },
+	}
+	for _, inf := range []toolscache.SharedIndexInformer{pvcInf.Informer(), pvInf.Informer(), scInf.Informer()} {
+		inf.AddEventHandler(volumesChanged)
 	}
 	podInf.Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.podAdded(obj.(*corev1.Pod)) },
@@ -281,7 +294,7 @@ func nodeChangeMask(old, n *corev1.Node) uint16 {
 	}
 	var mask uint16
 	if !labels.Equals(old.Labels, n.Labels) {
-		mask |= plNodeAffinity | plPodTopologySpread | plInterPodAffinity
+		mask |= plNodeAffinity | plVolumeBinding | plPodTopologySpread | plInterPodAffinity
 	}
 	if old.Spec.Unschedulable != n.Spec.Unschedulable || !apiequality.Semantic.DeepEqual(old.Spec.Taints, n.Spec.Taints) {
 		mask |= plNodeUnschedulable | plTaintToleration | plPodTopologySpread
@@ -350,8 +363,9 @@ func (s *Scheduler) every(ctx context.Context, d time.Duration, fn func()) {
 
 // decision is what one scheduling attempt decided.
 type decision struct {
-	node       string // chosen node; "" when the pod fits nowhere
-	msg        string // why it fits nowhere
+	node       string     // chosen node; "" when the pod fits nowhere
+	volumes    volumePlan // how the pod's waiting claims bind there
+	msg        string     // why it fits nowhere
 	rejectedBy uint16
 	preemption preemption
 }
@@ -375,6 +389,12 @@ func (s *Scheduler) decide(pi *podInfo) (d decision, skip bool) {
 			preemption: preemption{clearNomination: true}}, false
 	}
 	c := s.algo.newCycle(pi, s.nominator.weighing(pi))
+	if msg := c.volumeMsg; msg != "" {
+		// VolumeBinding's pre-filter refuses the pod on every node.
+		return decision{msg: fmt.Sprintf("0/%d nodes are available: %s. preemption: %s", len(nodes), msg,
+			fitMessage(len(nodes), nil, reasonPreemptionNotHelpful, "")), rejectedBy: plVolumeBinding,
+			preemption: preemption{clearNomination: true}}, false
+	}
 	feasible, statuses := s.algo.findFeasible(c)
 	if len(feasible) == 0 {
 		d.preemption = s.algo.preempt(c, statuses, len(nodes))
@@ -387,6 +407,9 @@ func (s *Scheduler) decide(pi *podInfo) (d decision, skip bool) {
 	host := feasible[0]
 	if len(feasible) > 1 {
 		host = s.algo.selectHost(feasible, s.algo.prioritize(c, feasible))
+	}
+	if c.volumes != nil {
+		d.volumes, _ = s.algo.volumeFit(c.volumes, host.node)
 	}
 	s.cache.assume(pi, host.name)
 	d.node = host.name
@@ -407,7 +430,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, p *queuedPod, pod *corev1.P
 	if d.node != "" {
 		s.queue.done(p)
 		s.nominator.remove(pi.key)
-		s.binds <- binding{pod: pod, key: pi.key, node: d.node}
+		s.binds <- binding{pod: pod, key: pi.key, node: d.node, volumes: d.volumes}
 		return
 	}
 	// Fits nowhere: preempt if that helps, then say why.
@@ -434,6 +457,21 @@ func (s *Scheduler) scheduleOne(ctx context.Context, p *queuedPod, pod *corev1.P
 // bind writes a decision; when that fails the pod leaves its node in
 // the cache and is tried again after a backoff.
 func (s *Scheduler) bind(ctx context.Context, b binding) {
+	if len(b.volumes) > 0 {
+		// The claims bind first, which may take a provisioner a while:
+		// not on one of the bind workers.
+		s.bindWG.Add(1)
+		go func() {
+			defer s.bindWG.Done()
+			if err := s.bindVolumes(ctx, b.pod, b.node, b.volumes); err != nil {
+				s.bindFailed(ctx, b, fmt.Sprintf("running PreBind plugin %q: %v", "VolumeBinding", err), err)
+				return
+			}
+			b.volumes = nil
+			s.bind(ctx, b)
+		}()
+		return
+	}
 	pod := b.pod
 	err := s.cs.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
@@ -443,6 +481,13 @@ func (s *Scheduler) bind(ctx context.Context, b binding) {
 		s.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, b.node)
 		return
 	}
+	s.bindFailed(ctx, b, fmt.Sprintf("running Bind plugin %q: %v", "DefaultBinder", err), err)
+}
+
+// bindFailed takes the pod off its node in the cache and tries it again
+// after a backoff, unless err says it is gone or bound meanwhile.
+func (s *Scheduler) bindFailed(ctx context.Context, b binding, msg string, err error) {
+	pod := b.pod
 	s.cache.mu.Lock()
 	s.cache.forget(b.key, string(pod.UID))
 	s.cache.mu.Unlock()
@@ -451,7 +496,7 @@ func (s *Scheduler) bind(ctx context.Context, b binding) {
 		return // gone, bound meanwhile, being deleted: the informer tells
 	}
 	s.log.Warn("binding failed; retrying", "pod", b.key, "node", b.node, "err", err)
-	s.recordFailure(ctx, pod, corev1.PodReasonSchedulerError, fmt.Sprintf("running Bind plugin %q: %v", "DefaultBinder", err), nil)
+	s.recordFailure(ctx, pod, corev1.PodReasonSchedulerError, msg, nil)
 	s.queue.retry(pod)
 }
 
