@@ -35,6 +35,10 @@ type podObjects interface {
 	ServiceAccountToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error)
 	// Services lists a namespace's services, for the docker-link env vars.
 	Services(ctx context.Context, namespace string) ([]corev1.Service, error)
+	// PersistentVolumeClaim and PersistentVolume read a pod's claim and
+	// the volume bound to it.
+	PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error)
+	PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error)
 }
 
 // objectNotFound is the NotFound of the object a pod refers to, with the
@@ -106,6 +110,22 @@ func (a *apiObjects) Secret(ctx context.Context, namespace, name string) (*corev
 	})
 	s, _ := v.(*corev1.Secret)
 	return s, err
+}
+
+func (a *apiObjects) PersistentVolumeClaim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	v, err := a.cached(ctx, "persistentvolumeclaim/"+namespace+"/"+name, func(ctx context.Context) (any, error) {
+		return a.cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
+	})
+	pvc, _ := v.(*corev1.PersistentVolumeClaim)
+	return pvc, err
+}
+
+func (a *apiObjects) PersistentVolume(ctx context.Context, name string) (*corev1.PersistentVolume, error) {
+	v, err := a.cached(ctx, "persistentvolume/"+name, func(ctx context.Context) (any, error) {
+		return a.cs.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	})
+	pv, _ := v.(*corev1.PersistentVolume)
+	return pv, err
 }
 
 func (a *apiObjects) Services(ctx context.Context, namespace string) ([]corev1.Service, error) {

@@ -91,15 +91,16 @@ type volumeConfig struct {
 type volumeManager struct {
 	cfg volumeConfig
 
-	mu    sync.Mutex
-	locks map[types.UID]*sync.Mutex // one per pod: SetUp and TearDown of a pod never overlap
+	mu      sync.Mutex
+	locks   map[types.UID]*sync.Mutex       // one per pod: SetUp and TearDown of a pod never overlap
+	claimed map[types.UID]map[string]string // a pod's claim volumes: the node's path of each
 }
 
 func newVolumeManager(cfg volumeConfig) *volumeManager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &volumeManager{cfg: cfg, locks: map[types.UID]*sync.Mutex{}}
+	return &volumeManager{cfg: cfg, locks: map[types.UID]*sync.Mutex{}, claimed: map[types.UID]map[string]string{}}
 }
 
 // lock locks the pod's volumes and returns the unlock.
@@ -167,6 +168,8 @@ func (v *volumeManager) setUpVolume(ctx context.Context, pod *corev1.Pod, vol *c
 		return v.setUpEmptyDir(pod, vol.Name, src.EmptyDir)
 	case src.HostPath != nil:
 		return checkHostPath(src.HostPath)
+	case src.PersistentVolumeClaim != nil:
+		return v.setUpClaim(ctx, pod, vol.Name, src.PersistentVolumeClaim.ClaimName)
 	case src.ConfigMap != nil:
 		plugin = pluginConfigMap
 		s := src.ConfigMap
@@ -214,9 +217,56 @@ func (v *volumeManager) setUpVolume(ctx context.Context, pod *corev1.Pod, vol *c
 	return nil
 }
 
+// setUpClaim finds the node's path of the volume bound to a pod's claim
+// (hostPath and local volumes, which local-path provisions, are
+// supported) and checks it as that volume type does.
+func (v *volumeManager) setUpClaim(ctx context.Context, pod *corev1.Pod, volName, claim string) error {
+	pvc, err := v.cfg.Objects.PersistentVolumeClaim(ctx, pod.Namespace, claim)
+	if err != nil {
+		return err
+	}
+	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
+		return fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q)",
+			pvc.Namespace, pvc.Name, pvc.Status.Phase, pvc.Spec.VolumeName)
+	}
+	pv, err := v.cfg.Objects.PersistentVolume(ctx, pvc.Spec.VolumeName)
+	if err != nil {
+		return err
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+		return fmt.Errorf("expected volume %q to be bound to claim %s/%s (UID %s)", pv.Name, pvc.Namespace, pvc.Name, pvc.UID)
+	}
+	var path string
+	switch src := &pv.Spec.PersistentVolumeSource; {
+	case src.HostPath != nil:
+		if err := checkHostPath(src.HostPath); err != nil {
+			return err
+		}
+		path = src.HostPath.Path
+	case src.Local != nil:
+		path = src.Local.Path
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("path %q does not exist", path)
+		}
+	default:
+		return fmt.Errorf("volume %q: %s volumes are not supported by labctl (hostPath and local are)", pv.Name, setField(src))
+	}
+	v.mu.Lock()
+	if v.claimed[pod.UID] == nil {
+		v.claimed[pod.UID] = map[string]string{}
+	}
+	v.claimed[pod.UID][volName] = path
+	v.mu.Unlock()
+	return nil
+}
+
 // volumeKind is the API name of the volume's source ("nfs", "persistentVolumeClaim"...).
-func volumeKind(src *corev1.VolumeSource) string {
-	rv := reflect.ValueOf(src).Elem()
+func volumeKind(src *corev1.VolumeSource) string { return setField(src) }
+
+// setField is the JSON name of the first non-nil pointer field of the
+// struct that ptr points to: which member of a one-of source is set.
+func setField(ptr any) string {
+	rv := reflect.ValueOf(ptr).Elem()
 	for i := 0; i < rv.NumField(); i++ {
 		if f := rv.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
 			name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
@@ -935,8 +985,8 @@ func specEnvironment(pod *corev1.Pod, c *corev1.Container) []string {
 	return env.entries()
 }
 
-// volumeSource is the node's path of a volume, and whether it is a files
-// volume (mounted read-only).
+// volumeSource is the node's path of a volume, and whether it is mounted
+// read-only whatever the container asks (files volumes, read-only claims).
 func (v *volumeManager) volumeSource(uid types.UID, vol *corev1.Volume) (string, bool, error) {
 	src := &vol.VolumeSource
 	switch {
@@ -944,6 +994,14 @@ func (v *volumeManager) volumeSource(uid types.UID, vol *corev1.Volume) (string,
 		return v.volumeDir(uid, pluginEmptyDir, vol.Name), false, nil
 	case src.HostPath != nil:
 		return src.HostPath.Path, false, nil
+	case src.PersistentVolumeClaim != nil:
+		v.mu.Lock()
+		path, ok := v.claimed[uid][vol.Name]
+		v.mu.Unlock()
+		if !ok {
+			return "", false, errors.New("its claim's volume is not set up")
+		}
+		return path, src.PersistentVolumeClaim.ReadOnly, nil
 	case src.ConfigMap != nil:
 		return v.volumeDir(uid, pluginConfigMap, vol.Name), true, nil
 	case src.Secret != nil:
@@ -1083,6 +1141,7 @@ func (v *volumeManager) TearDown(uid types.UID) error {
 	defer func() {
 		v.mu.Lock()
 		delete(v.locks, uid)
+		delete(v.claimed, uid)
 		v.mu.Unlock()
 		unlock()
 	}()

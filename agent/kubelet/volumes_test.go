@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -38,6 +39,8 @@ type fakeObjects struct {
 	secrets     map[string]*corev1.Secret
 	services    map[string][]corev1.Service // by namespace
 	servicesErr error
+	claims      map[string]*corev1.PersistentVolumeClaim // by namespace/name
+	pvs         map[string]*corev1.PersistentVolume
 	token       string
 	tokenErr    error
 	tokenCalls  int
@@ -45,7 +48,8 @@ type fakeObjects struct {
 
 func newFakeObjects() *fakeObjects {
 	return &fakeObjects{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
-		services: map[string][]corev1.Service{}, token: "token-1"}
+		services: map[string][]corev1.Service{}, token: "token-1",
+		claims: map[string]*corev1.PersistentVolumeClaim{}, pvs: map[string]*corev1.PersistentVolume{}}
 }
 
 func (f *fakeObjects) setConfigMap(ns, name string, data map[string]string) {
@@ -89,6 +93,24 @@ func (f *fakeObjects) Services(_ context.Context, ns string) ([]corev1.Service, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.services[ns]), f.servicesErr
+}
+
+func (f *fakeObjects) PersistentVolumeClaim(_ context.Context, ns, name string) (*corev1.PersistentVolumeClaim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.claims[ns+"/"+name]; ok {
+		return c.DeepCopy(), nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("persistentvolumeclaims"), name)
+}
+
+func (f *fakeObjects) PersistentVolume(_ context.Context, name string) (*corev1.PersistentVolume, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pv, ok := f.pvs[name]; ok {
+		return pv.DeepCopy(), nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("persistentvolumes"), name)
 }
 
 func volPod(volumes ...corev1.Volume) *corev1.Pod {
@@ -896,5 +918,83 @@ func TestWithin(t *testing.T) {
 		if got := within(tc.root, tc.path); got != tc.want {
 			t.Errorf("within(%q, %q) = %v", tc.root, tc.path, got)
 		}
+	}
+}
+
+func TestVolumeClaim(t *testing.T) {
+	objs := newFakeObjects()
+	root, store := t.TempDir(), t.TempDir()
+	vm := newVolumeManager(volumeConfig{PodsDir: root, Objects: objs})
+	ctx := context.Background()
+	claimVol := func(name string, readOnly bool) corev1.Volume {
+		return corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name, ReadOnly: readOnly}}}
+	}
+	pod := volPod(claimVol("data", false))
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/data"}}
+
+	// Missing, then unbound: upstream's words, and nothing to mount.
+	if err := vm.SetUp(ctx, pod); err == nil || !strings.Contains(err.Error(), `persistentvolumeclaims "data" not found`) {
+		t.Fatalf("SetUp: %v", err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "data", UID: "claim-uid"},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}}
+	objs.claims["default/data"] = pvc
+	if err := vm.SetUp(ctx, pod); err == nil || !strings.Contains(err.Error(), `PVC default/data has non-bound phase ("Pending")`) {
+		t.Fatalf("SetUp: %v", err)
+	}
+	if _, err := vm.Mounts(pod, &pod.Spec.Containers[0]); err == nil {
+		t.Fatal("a claim that is not set up mounts")
+	}
+
+	// Bound to a hostPath volume (as local-path makes them): created, mounted read-write.
+	dir := filepath.Join(store, "pvc-claim-uid_default_data")
+	pvc.Spec.VolumeName, pvc.Status.Phase = "pvc-claim-uid", corev1.ClaimBound
+	objs.pvs["pvc-claim-uid"] = &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-claim-uid"},
+		Spec: corev1.PersistentVolumeSpec{ClaimRef: &corev1.ObjectReference{Namespace: "default", Name: "data", UID: "claim-uid"},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: dir, Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}}
+	if err := vm.SetUp(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Fatalf("the volume's directory: %v", err)
+	}
+	mounts, err := vm.Mounts(pod, &pod.Spec.Containers[0])
+	if err != nil || len(mounts) != 1 || mounts[0].Source != dir || mounts[0].Destination != "/var/lib/data" || !slices.Contains(mounts[0].Options, "rw") {
+		t.Fatalf("mounts %+v, %v", mounts, err)
+	}
+
+	// A read-only claim volume mounts read-only.
+	ro := volPod(claimVol("data", true))
+	ro.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	if err := vm.SetUp(ctx, ro); err != nil {
+		t.Fatal(err)
+	}
+	if mounts, err := vm.Mounts(ro, &ro.Spec.Containers[0]); err != nil || !slices.Contains(mounts[0].Options, "ro") {
+		t.Fatalf("mounts %+v, %v", mounts, err)
+	}
+
+	// A volume bound to another claim of that name, and an unsupported source.
+	objs.pvs["pvc-claim-uid"].Spec.ClaimRef.UID = "other"
+	other := volPod(claimVol("data", false))
+	if err := vm.SetUp(ctx, other); err == nil || !strings.Contains(err.Error(), "to be bound to claim default/data") {
+		t.Fatalf("SetUp: %v", err)
+	}
+	objs.pvs["pvc-claim-uid"].Spec.ClaimRef.UID = "claim-uid"
+	objs.pvs["pvc-claim-uid"].Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{NFS: &corev1.NFSVolumeSource{Server: "nfs", Path: "/x"}}
+	if err := vm.SetUp(ctx, other); err == nil || !strings.Contains(err.Error(), "nfs volumes are not supported") {
+		t.Fatalf("SetUp: %v", err)
+	}
+
+	// Torn down: forgotten; the volume's data stays.
+	if err := vm.TearDown(pod.UID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.Mounts(pod, &pod.Spec.Containers[0]); err == nil {
+		t.Error("a torn-down pod's claim still mounts")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the volume's directory went with the pod: %v", err)
 	}
 }
