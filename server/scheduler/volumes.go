@@ -121,11 +121,10 @@ func (a *algorithm) preFilterVolumes(pod *corev1.Pod) (*volumeState, string) {
 			immediate = true
 			continue
 		}
+		// A class that does not exist names static volumes (the "manual"
+		// of upstream's tutorial): they bind at once, as Immediate.
 		sc := vo.storageClass(class)
-		if sc == nil {
-			return nil, fmt.Sprintf("storageclass.storage.k8s.io %q not found", class)
-		}
-		if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		if sc == nil || sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
 			immediate = true
 			continue
 		}

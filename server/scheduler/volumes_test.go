@@ -70,7 +70,7 @@ func TestVolumePreFilter(t *testing.T) {
 		{nil, `0/2 nodes are available: persistentvolumeclaim "data" not found. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.`},
 		{testClaim("data", "now"), `0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.`},
 		{testClaim("data", ""), `pod has unbound immediate PersistentVolumeClaims`},
-		{testClaim("data", "gold"), `storageclass.storage.k8s.io "gold" not found`},
+		{testClaim("data", "manual-no-class-object"), `pod has unbound immediate PersistentVolumeClaims`},
 	} {
 		delete(h.objs.claims, "default/data")
 		if tc.claim != nil {
