@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	labctlBin = filepath.Join(dir, "labctl")
-	build := exec.Command("go", "build", "-o", labctlBin, ".")
+	build := exec.Command("bash", "scripts/build.sh", labctlBin)
 	build.Dir = ".." // the repository root: this package is <root>/e2e
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build labctl: %v\n%s", err, out)

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 echo "labctl: building" >&2
-go build -o /usr/local/bin/labctl .
+bash scripts/build.sh /usr/local/bin/labctl
 
 if pgrep -x labctl >/dev/null; then
 	echo "labctl: stopping the running labctl server" >&2

@@ -6,7 +6,7 @@
 // memory again. With -scenario controllers it measures the controllers
 // and the scheduler instead (controllers.go).
 //
-//	go build -o /tmp/labctl . && go run ./scripts/loadgen -labctl /tmp/labctl
+//	scripts/build.sh /tmp/labctl && go run ./scripts/loadgen -labctl /tmp/labctl
 //	go run ./scripts/loadgen -labctl /tmp/labctl -scenario controllers
 package main
 

@@ -43,7 +43,7 @@
 // end.
 //
 //	go run ./scripts/nodebench                      # builds labctl into a temp dir
-//	go build -o /tmp/labctl . && go run ./scripts/nodebench -labctl /tmp/labctl
+//	scripts/build.sh /tmp/labctl && go run ./scripts/nodebench -labctl /tmp/labctl
 //	go run ./scripts/nodebench -labctl /tmp/labctl -steps services
 //	go run ./scripts/nodebench -labctl /tmp/labctl -json > node.json
 //	go run ./scripts/nodebench -labctl /tmp/labctl -cpuprofile /tmp/prof -logs /tmp/logs
@@ -156,7 +156,7 @@ func parseSteps(list string) (map[string]bool, error) {
 
 func main() {
 	var o options
-	flag.StringVar(&o.labctl, "labctl", "", "the labctl binary to start (default: go build labctl into a temp dir)")
+	flag.StringVar(&o.labctl, "labctl", "", "the labctl binary to start (default: build labctl into a temp dir with scripts/build.sh)")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	steps := flag.String("steps", stepsNode+","+stepsServices, "the step groups to run, comma-separated: "+
 		stepsNode+" (launch, pod starts, the Deployment, memory, CPU) and "+stepsServices+" (Services and cluster DNS from pods)")
@@ -381,7 +381,11 @@ func run(ctx context.Context, o options) (_ *report, err error) {
 	if labctl == "" {
 		labctl = filepath.Join(dir, "labctl")
 		progress("building labctl into %s", labctl)
-		build := exec.CommandContext(ctx, "go", "build", "-o", labctl, "labctl")
+		gomod, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			return nil, fmt.Errorf("go env GOMOD: %w", err)
+		}
+		build := exec.CommandContext(ctx, "bash", filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "scripts", "build.sh"), labctl)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return nil, fmt.Errorf("go build labctl (run nodebench inside the labctl module, or pass -labctl): %w", err)
