@@ -259,6 +259,9 @@ func (c *call) prepareCreate(obj runtime.Object, track bool) (metav1.Object, err
 	if err := c.s.admitServiceAccount(c.ctx, obj); err != nil {
 		return nil, err
 	}
+	if err := c.s.admitStorage(c.ctx, obj); err != nil {
+		return nil, err
+	}
 	if svc, ok := obj.(*corev1.Service); ok {
 		// As upstream: addresses are allocated before validation, which
 		// expects them.

@@ -174,6 +174,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newPodGC(cs, f, cfg),
 		newDisruption(cs, f, recorder("controllermanager"), cfg.Logger),
 		newStatefulSets(cs, f, recorder("statefulset-controller"), cfg.Logger),
+		newPersistentVolumes(cs, f, recorder("persistentvolume-controller"), cfg.Logger),
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
 		newNodeIPAM(cs, f, recorder("cidrAllocator"), cfg),
 		// The scheduler runs under the controller manager's Lease for now.

@@ -85,6 +85,10 @@ func stsReady(t *testing.T, cs kubernetes.Interface, name string) {
 		if err != nil {
 			return err
 		}
+		if p.Spec.NodeName == "" {
+			// A kubelet runs only scheduled pods (whose claims are bound).
+			return fmt.Errorf("pod %s is not scheduled", name)
+		}
 		return stsMarkReady(context.Background(), cs, p)
 	})
 }
@@ -182,6 +186,20 @@ func stsSetup(t *testing.T) kubernetes.Interface {
 	cs := kubernetes.NewForConfigOrDie(&fast)
 	if _, err := cs.CoreV1().Nodes().Create(context.Background(), node("a", "8"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// Volumes for the claims of stsWebSet's template (of no class: they
+	// bind at once, and the scheduler places no pod before its claims
+	// are bound).
+	for i := range 4 {
+		pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("vol-%d", i)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: fmt.Sprintf("/tmp/sts-vol-%d", i)}},
+			}}
+		if _, err := cs.CoreV1().PersistentVolumes().Create(context.Background(), pv, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return cs
 }

@@ -31,7 +31,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 )
 
@@ -147,7 +146,7 @@ func (a *algorithm) volumeFit(st *volumeState, n *corev1.Node) (volumePlan, *sta
 		if pv.Name == "" {
 			return nil, stVolumeNotExist
 		}
-		if ok, _ := corev1helpers.MatchNodeSelectorTerms(n, volumeNodeSelector(pv)); !ok {
+		if storagehelpers.CheckNodeAffinity(pv, n.Labels) != nil {
 			return nil, stVolumeNodeConflict
 		}
 	}
@@ -179,15 +178,6 @@ func (a *algorithm) volumeFit(st *volumeState, n *corev1.Node) (volumePlan, *sta
 		plan[pvc] = nil
 	}
 	return plan, nil
-}
-
-// volumeNodeSelector is the volume's required node affinity (nil for
-// none, which every node matches).
-func volumeNodeSelector(pv *corev1.PersistentVolume) *corev1.NodeSelector {
-	if pv.Spec.NodeAffinity == nil {
-		return nil
-	}
-	return pv.Spec.NodeAffinity.Required
 }
 
 // matchTopology reports whether a class's allowedTopologies admit a node

@@ -110,6 +110,16 @@ func TestVolumeBoundNodeAffinity(t *testing.T) {
 	if node, d := h.place(p); node != "" || !strings.Contains(d.msg, "1 node(s) had volume node affinity conflict") {
 		t.Errorf("placed on %q: %s", node, d.msg)
 	}
+	// A volume without node affinity: any node.
+	anywhere := localVolume("pv-any", "manual", "1Gi", "")
+	anywhere.Spec.NodeAffinity = nil
+	h.objs.pvs = append(h.objs.pvs, anywhere)
+	any := testClaim("any", "manual")
+	any.Spec.VolumeName, any.Status.Phase = "pv-any", corev1.ClaimBound
+	h.addClaim(any)
+	if node, d := h.place(withClaim(testPod("s", "100m"), "any")); node == "" {
+		t.Errorf("a volume without node affinity: %s", d.msg)
+	}
 	c.Spec.VolumeName = "gone"
 	if node, d := h.place(withClaim(testPod("r", "100m"), "data")); node != "" || !strings.Contains(d.msg, reasonVolumeNotExist) {
 		t.Errorf("placed on %q: %s", node, d.msg)
