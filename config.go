@@ -102,6 +102,7 @@ func serverFlags() []cli.Flag {
 		boolFlag("disable-agent", "run the control plane only, without a node on this machine"),
 		runtimeEndpointFlag(),
 		resolvConfFlag(),
+		localStoragePathFlag(),
 		&cli.StringFlag{Name: "datastore-endpoint", Usage: `datastore to use ("memory://" keeps it in memory, for tests)`,
 			DefaultText: "the embedded bbolt file in the data directory", EnvVars: []string{envVar("datastore-endpoint")}},
 		debugFlag(),
@@ -121,6 +122,7 @@ func agentFlags() []cli.Flag {
 		stringFlag("cluster-domain", nil, server.DefaultClusterDomain, "the cluster's DNS domain (the server's --cluster-domain)"),
 		runtimeEndpointFlag(),
 		resolvConfFlag(),
+		localStoragePathFlag(),
 		debugFlag(),
 	}
 }
@@ -128,6 +130,14 @@ func agentFlags() []cli.Flag {
 func resolvConfFlag() cli.Flag {
 	return stringFlag("resolv-conf", nil, "",
 		"resolv.conf of the upstream resolvers, for CoreDNS and pods with dnsPolicy Default (default /etc/resolv.conf, or systemd-resolved's when that names only 127.0.0.53)")
+}
+
+// localStoragePathFlag is k3s's flag for the directory of the node's
+// local-path volumes.
+func localStoragePathFlag() *cli.StringFlag {
+	f := stringFlag("default-local-storage-path", nil, "", "directory of this node's local-path volumes")
+	f.DefaultText = "<data-dir>/storage"
+	return f
 }
 
 func runtimeEndpointFlag() cli.Flag {

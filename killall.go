@@ -56,8 +56,11 @@ import (
 // uninstall runs killall and then removes labctl's files: the data
 // directory, /run/labctl, /etc/labctl, the logs of labctl's pods under
 // /var/log/pods, the admin kubeconfig it wrote, and what scripts/install.sh
-// installed (the binary, the systemd unit, the log). As k3s's uninstall, it
-// asks for no confirmation.
+// installed (the binary, the systemd unit, the log). The local-path
+// volumes go with the data directory; in a --default-local-storage-path
+// outside it, only the volumes' directories go, and the directory itself
+// when nothing else is left in it. As k3s's uninstall, it asks for no
+// confirmation.
 //
 // Both go on past failures, print each step, and can be run again: what is
 // already gone is skipped.
@@ -112,6 +115,10 @@ type cleanup struct {
 	kubeconfig string
 	// logDir holds the pods' logs, <logDir>/<namespace>_<name>_<uid>.
 	logDir string
+	// storageDir holds the local-path volumes,
+	// <storageDir>/pvc-<uid>_<namespace>_<name> (--default-local-storage-path;
+	// "": <data-dir>/storage, which goes with the data directory).
+	storageDir string
 	// installed are the files install.sh makes besides the unit: the
 	// binary and the log of a server started without systemd.
 	installed []string
@@ -216,12 +223,16 @@ func uninstallCommand(cmds *commands) *cli.Command {
 			"kubeconfig and what scripts/install.sh installed (as k3s-uninstall.sh; asks nothing)",
 		Flags: []cli.Flag{configFlag(), dataDirFlag(),
 			stringFlag("write-kubeconfig", []string{"o"}, server.DefaultKubeconfigPath,
-				"the admin kubeconfig the server wrote, removed if its CA is the data directory's")},
+				"the admin kubeconfig the server wrote, removed if its CA is the data directory's"),
+			localStoragePathFlag()},
 		Before: cmds.rootAndConfig("uninstall"),
 		Action: func(c *cli.Context) error {
 			cl, err := cleanupFrom(c, "uninstall")
 			if err != nil {
 				return err
+			}
+			if cl.storageDir, err = localStoragePath(c); err != nil {
+				return fmt.Errorf("uninstall: %w", err)
 			}
 			cl.kubeconfig = ""
 			if kc := c.String("write-kubeconfig"); kc != "" {
@@ -789,6 +800,7 @@ func (c *cleanup) uninstall(ctx context.Context) error {
 	} else {
 		add(c.removeTree(c.dataDir, "the data directory"))
 	}
+	add(c.removeVolumes())
 	add(c.removeTree(c.runDir, "the run directory"))
 	add(c.removeTree(c.configDir, "the configuration"))
 	for _, f := range c.installed {
@@ -888,6 +900,35 @@ func (c *cleanup) removePodLogs(uids map[string]bool) error {
 	}
 	if err := os.Remove(c.logDir); err == nil {
 		c.say("removed %s (empty)", c.logDir)
+	}
+	return errors.Join(errs...)
+}
+
+// removeVolumes removes the local-path volumes' directories from a
+// storage directory outside the data directory, and the storage directory
+// if nothing else is in it: it may be the user's, with more in it.
+func (c *cleanup) removeVolumes() error {
+	dir := filepath.Clean(c.storageDir)
+	if c.storageDir == "" || dir == filepath.Clean(c.dataDir) || below(dir, c.dataDir) {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		// pvc-<uid>_<namespace>_<name>, as addons/localpath names them;
+		// a directory, not a link to one.
+		if e.IsDir() && strings.HasPrefix(e.Name(), "pvc-") && strings.Count(e.Name(), "_") >= 2 {
+			errs = append(errs, c.removeTree(filepath.Join(dir, e.Name()), "a local-path volume"))
+		}
+	}
+	if !slices.Contains(systemDirs, dir) && os.Remove(dir) == nil {
+		c.say("removed %s (the local-path volumes' directory, empty)", dir)
 	}
 	return errors.Join(errs...)
 }

@@ -486,6 +486,64 @@ func TestUninstall(t *testing.T) {
 	}
 }
 
+// TestUninstallRemovesVolumes: in a --default-local-storage-path outside
+// the data directory, the local-path volumes' directories go and what
+// else is there stays, with the directory; without anything else, the
+// directory goes too. One under the data directory is left to the data
+// directory's removal.
+func TestUninstallRemovesVolumes(t *testing.T) {
+	root := t.TempDir()
+	var out bytes.Buffer
+	cl := &cleanup{out: &out, dataDir: filepath.Join(root, "data"), storageDir: filepath.Join(root, "disk")}
+	vol := filepath.Join(cl.storageDir, "pvc-2b7c1f0a-4c4e-4e1a-9b1a-5d2e7c1f0a11_default_data")
+	writeFile(t, filepath.Join(vol, "db", "state"), "data\n")
+	kept := []string{filepath.Join(cl.storageDir, "lost+found"), filepath.Join(cl.storageDir, "pvc-notes.txt"),
+		filepath.Join(cl.storageDir, "photos", "cat.jpg")}
+	mkdirs(t, kept[0])
+	writeFile(t, kept[1], "mine\n")
+	writeFile(t, kept[2], "mine\n")
+	link := filepath.Join(cl.storageDir, "pvc-link_default_x")
+	if err := os.Symlink(filepath.Join(cl.storageDir, "photos"), link); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, link)
+
+	if err := cl.removeVolumes(); err != nil {
+		t.Fatalf("removeVolumes: %v\n%s", err, &out)
+	}
+	if _, err := os.Lstat(vol); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want it removed", vol, err)
+	}
+	for _, k := range kept {
+		if _, err := os.Lstat(k); err != nil {
+			t.Errorf("%v, want it kept", err)
+		}
+	}
+
+	for _, k := range append(kept, filepath.Dir(kept[2])) {
+		if err := os.RemoveAll(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(vol, "db", "state"), "data\n")
+	if err := cl.removeVolumes(); err != nil {
+		t.Fatalf("removeVolumes: %v\n%s", err, &out)
+	}
+	if _, err := os.Lstat(cl.storageDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s: %v, want it removed once empty", cl.storageDir, err)
+	}
+	t.Logf("uninstall said:\n%s", &out)
+
+	cl.storageDir = filepath.Join(cl.dataDir, "storage")
+	writeFile(t, filepath.Join(cl.storageDir, "pvc-x_default_y", "f"), "data\n")
+	if err := cl.removeVolumes(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cl.storageDir, "pvc-x_default_y", "f")); err != nil {
+		t.Errorf("a volume under the data directory: %v, want it left for the data directory's removal", err)
+	}
+}
+
 // TestUninstallKeepsWhatIsNotLabctls: a --data-dir that does not look like
 // labctl's, and a kubeconfig of another cluster, stay.
 func TestUninstallKeepsWhatIsNotLabctls(t *testing.T) {

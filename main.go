@@ -171,13 +171,17 @@ func (cmds *commands) server(c *cli.Context) error {
 		}
 	}
 	resolvConf := c.String("resolv-conf")
+	storageDir, err := localStoragePath(c)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if !cfg.DisableAgent {
 		endpoint := c.String("container-runtime-endpoint")
 		cfg.Agent = func(ctx context.Context, kubeconfig string) error {
 			return agent.Run(ctx, agent.Config{
 				DataDir: cfg.DataDir, Kubeconfig: kubeconfig,
 				NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ControlPlane: true,
-				ContainerRuntimeEndpoint: endpoint, ResolvConf: resolvConf,
+				ContainerRuntimeEndpoint: endpoint, ResolvConf: resolvConf, StorageDir: storageDir,
 				ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 				Logger: log.With("component", "agent"),
 			})
@@ -199,7 +203,8 @@ func (cmds *commands) server(c *cli.Context) error {
 			dnsIP = ip
 		}
 		return addons.Run(ctx, addons.Config{
-			Kubeconfig: kubeconfig, CoreDNS: !cfg.Disabled(server.AddonCoreDNS),
+			Kubeconfig: kubeconfig,
+			CoreDNS:    !cfg.Disabled(server.AddonCoreDNS), LocalStorage: !cfg.Disabled(server.AddonLocalStorage),
 			NodeIP: dnsIP, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 			ResolvConf: resolvConf, Logger: log.With("component", "addons"),
 		})
@@ -223,6 +228,10 @@ func (cmds *commands) server(c *cli.Context) error {
 // this machine's node until SIGINT or SIGTERM.
 func (cmds *commands) agent(c *cli.Context) error {
 	cfg, err := agentConfigFrom(c)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	storageDir, err := localStoragePath(c)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -256,7 +265,7 @@ func (cmds *commands) agent(c *cli.Context) error {
 	go memtrim.AfterStartup(ctx, startupPagesKept, log)
 	err = runAgent(ctx, agent.Config{
 		DataDir: cfg.DataDir, Kubeconfig: path, NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
-		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint, ResolvConf: c.String("resolv-conf"),
+		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint, ResolvConf: c.String("resolv-conf"), StorageDir: storageDir,
 		ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		Logger: log.With("component", "agent"),
 	})
@@ -264,6 +273,23 @@ func (cmds *commands) agent(c *cli.Context) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
+}
+
+// localStoragePath is --default-local-storage-path as an absolute path;
+// "" leaves the agent's default, <data-dir>/storage.
+func localStoragePath(c *cli.Context) (string, error) {
+	dir := c.String("default-local-storage-path")
+	if dir == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("--default-local-storage-path: cannot make %q absolute: %w", dir, err)
+	}
+	if abs == "/" {
+		return "", errors.New("--default-local-storage-path: not /: give a directory for the volumes, such as /var/lib/labctl/storage")
+	}
+	return abs, nil
 }
 
 // startupPagesKept is how long after launch the server and the agent

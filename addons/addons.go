@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"labctl/addons/coredns"
+	"labctl/addons/localpath"
 )
 
 // Config is what labctl server tells the add-ons.
@@ -20,6 +23,10 @@ type Config struct {
 	// CoreDNS runs cluster DNS; false (--disable coredns) removes the
 	// kube-dns objects an earlier run left.
 	CoreDNS bool
+	// LocalStorage keeps the local-path StorageClass, whose volumes each
+	// node's agent provisions; false (--disable local-storage) removes
+	// the class an earlier run made.
+	LocalStorage bool
 	// NodeIP is the server's node address, where CoreDNS listens
 	// (required with CoreDNS).
 	NodeIP netip.Addr
@@ -36,7 +43,8 @@ type Config struct {
 }
 
 // Run runs the add-ons that are not disabled until ctx ends, then
-// returns nil; it returns an error when one of them cannot start.
+// returns nil; it returns an error when one of them cannot start. The
+// local-path StorageClass is kept beside CoreDNS, whatever becomes of it.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -50,6 +58,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("add-ons: %w", err)
 	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { localStorage(ctx, cs, cfg.LocalStorage, cfg.Logger.With("addon", "local-storage")) })
 	if !cfg.CoreDNS {
 		if err := coredns.Remove(ctx, cs); err != nil && !errors.Is(err, context.Canceled) {
 			cfg.Logger.Warn("could not remove the kube-dns service of an earlier run with CoreDNS", "err", err)
@@ -61,4 +72,28 @@ func Run(ctx context.Context, cfg Config) error {
 		ListenIP: cfg.NodeIP, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		ResolvConf: cfg.ResolvConf, Logger: cfg.Logger.With("addon", "coredns"),
 	})
+}
+
+// localStorage creates the local-path StorageClass (or, when disabled,
+// removes the one an earlier run made), trying again until it can or ctx
+// ends: the add-ons start with the API, which may not answer yet.
+func localStorage(ctx context.Context, cs kubernetes.Interface, enabled bool, log *slog.Logger) {
+	do, failed := localpath.EnsureStorageClass,
+		"could not create the local-path storage class; retrying (claims of no class stay Pending meanwhile; --disable local-storage turns the add-on off)"
+	if !enabled {
+		do, failed = localpath.RemoveStorageClass,
+			"could not remove the local-path storage class of an earlier run; retrying (kubectl delete storageclass local-path removes it by hand)"
+	}
+	for delay := time.Second; ; delay = min(2*delay, time.Minute) {
+		err := do(ctx, cs)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn(failed, "err", err, "retry", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }

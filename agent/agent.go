@@ -17,6 +17,10 @@
 //  6. the kubelet (agent/kubelet): the pods, and its HTTPS endpoint for
 //     logs, exec, attach, port-forward and stats.
 //
+// Beside them, from the Node on, the local-path provisioner
+// (addons/localpath) makes the volumes of the claims scheduled to the
+// node in StorageDir, and removes them when they are released.
+//
 // The agent reaches the server only through the API, with the node's
 // credentials (a kubeconfig for system:node:<name>), so the same code
 // serves a node on the server's machine and one on another machine.
@@ -44,6 +48,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
+	"labctl/addons/localpath"
 	"labctl/agent/containerd"
 	"labctl/agent/images"
 	"labctl/agent/kubelet"
@@ -81,6 +86,9 @@ type Config struct {
 	// RegistriesFile is registries.yaml (default
 	// /etc/labctl/registries.yaml; absent is fine).
 	RegistriesFile string
+	// StorageDir holds the node's local-path volumes
+	// (--default-local-storage-path; default DataDir/storage).
+	StorageDir string
 	// Logger receives the agent's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -100,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RegistriesFile == "" {
 		c.RegistriesFile = DefaultRegistriesFile
+	}
+	if c.StorageDir == "" && c.DataDir != "" {
+		c.StorageDir = filepath.Join(c.DataDir, "storage")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -190,6 +201,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	wg.Go(func() { node.Run(ctx) })
+	wg.Go(func() {
+		err := localpath.Run(ctx, localpath.Config{Client: cs, NodeName: cfg.NodeName, StorageDir: cfg.StorageDir,
+			Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: localpath.EventComponent(cfg.NodeName)}),
+			Logger:   log.With("component", "local-path")})
+		if err != nil {
+			log.Error("the local-path provisioner did not start: claims of the local-path class scheduled to this node stay Pending", "err", err)
+		}
+	})
 
 	// 4. the pod network.
 	cidr, err := waitPodCIDR(ctx, cs, cfg.NodeName, log)
