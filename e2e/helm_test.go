@@ -59,7 +59,8 @@ func (h *helmRunner) run(t testing.TB, args ...string) result {
 // --wait included: the Deployment's pods must be ready, the post-install
 // hook Job must finish, the StatefulSet's pod be ready, the LoadBalancer
 // Service get its address, the CRD in crds/ be served before the object of
-// it is made. (PersistentVolumeClaims wait for the storage add-on.)
+// it is made, the PersistentVolumeClaim be bound (by local-path, when the
+// StatefulSet's pod that uses it is scheduled).
 func TestHelm(t *testing.T) {
 	bins := helmBinaries()
 	for name, bin := range bins {
@@ -94,6 +95,12 @@ func TestHelm(t *testing.T) {
 			}
 			if got := get("statefulset", rel+"-db", "-o", "jsonpath={.status.readyReplicas}"); got != "1" {
 				t.Errorf("the StatefulSet's ready replicas after install: %q", got)
+			}
+			if got := get("pvc", rel+"-data", "-o", "jsonpath={.status.phase}"); got != "Bound" {
+				t.Errorf("the release's claim: %q", got)
+			}
+			if got := get("pvc", "state-"+rel+"-db-0", "-o", "jsonpath={.status.phase}"); got != "Bound" {
+				t.Errorf("the StatefulSet's claim: %q", got)
 			}
 			if got := get("service", rel+"-public", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); got == "" {
 				t.Errorf("the LoadBalancer Service has no ingress address")
@@ -130,14 +137,18 @@ func TestHelm(t *testing.T) {
 				status = append(status, "--show-resources") // Helm 4 shows them always
 			}
 			r := h.run(t, status...)
-			okWith(t, r, "STATUS: deployed", "REVISION: 3", rel+"-web", rel+"-config", rel+"-widget")
+			okWith(t, r, "STATUS: deployed", "REVISION: 3", rel+"-web", rel+"-config", rel+"-widget", rel+"-data")
 			okWith(t, h.run(t, "list", "-n", ns), rel, "deployed")
 			okWith(t, h.run(t, "history", rel, "-n", ns), "Rollback to 1")
 
 			okWith(t, h.run(t, "uninstall", rel, "-n", ns, "--wait", "--timeout", "2m"), fmt.Sprintf("release \"%s\" uninstalled", rel))
-			if got := get("deploy,configmap,secret,widgets", "-o", "name"); strings.Contains(got, rel) {
-				t.Errorf("left after uninstall:\n%s", got)
+			// The StatefulSet's claims are not the release's: they stay, as upstream.
+			for _, obj := range strings.Fields(get("deploy,configmap,secret,widgets,pvc", "-o", "name")) {
+				if strings.Contains(obj, rel) && obj != "persistentvolumeclaim/state-"+rel+"-db-0" {
+					t.Errorf("left after uninstall: %s", obj)
+				}
 			}
+
 			n.admin(t, "delete", "namespace", ns, "--wait=false")
 		})
 	}
