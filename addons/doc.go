@@ -1,6 +1,6 @@
-// Package addons will hold the cluster add-ons that run as API clients
-// inside labctl: CoreDNS in-process, the ingress controller, the local-path
-// storage provisioner, metrics and the dashboard (each can be turned off
-// with --disable). They arrive with their issues; the package holds its
-// place in the layout until then.
+// Package addons runs the cluster add-ons that live inside labctl as API
+// clients: CoreDNS in-process (addons/coredns) and the local-path storage
+// add-on (addons/localpath: its StorageClass from here, its provisioner on
+// every node from the agent). Each can be turned off with --disable; the
+// ingress controller, metrics and the dashboard come with their issues.
 package addons
