@@ -332,7 +332,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("set up the certificates in %q: %w", tlsDir, err)
 	}
 	// Until RBAC: the admins, labctl's own components, and nodes (which
-	// upstream's Node authorizer will narrow to their own objects).
+	// upstream's Node authorizer will narrow to their own objects; the
+	// local-path provisioner in each node's agent also creates, deletes
+	// and reads PersistentVolumes and claims with the node's identity,
+	// which a narrower authorizer must still allow).
 	nodes := authn.AuthorizerFunc(func(_ context.Context, a authn.Attributes) (authn.Decision, string, error) {
 		if a.User != nil && slices.Contains(a.User.Groups, "system:nodes") {
 			return authn.DecisionAllow, "", nil
