@@ -14,7 +14,8 @@ import (
 // consumer, a volume provisioned on the node that outlives its pods,
 // the claim protected while a pod uses it, the volume and its directory
 // removed with the claim; and a static hostPath volume of a class that
-// does not exist ("manual", as upstream's tutorial) bound at once.
+// does not exist ("manual", as upstream's tutorial) bound at once; a
+// generic ephemeral volume, its claim made for the pod and gone with it.
 func TestStorage(t *testing.T) {
 	n := startNodeCluster(t)
 	const ns = "storage"
@@ -146,6 +147,42 @@ spec:
 			t.Errorf("a retained volume lost its data: %v", err)
 		}
 		ok(t, n.admin(t, "delete", "pv", "task-pv-volume"))
+	})
+
+	t.Run("ephemeral volume", func(t *testing.T) {
+		n.apply(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: scratch, namespace: storage}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: %s
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo scratch > /scratch/file && cat /scratch/file && sleep 3600']
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+  - name: scratch
+    ephemeral:
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {requests: {storage: 100Mi}}
+`, img))
+		n.waitPod(t, ns, "scratch", 60*time.Second, "Running", phaseIs("Running"))
+		okWith(t, n.admin(t, "get", "pvc", "-n", ns, "scratch-scratch"), "Bound", "local-path")
+		pv := n.admin(t, "get", "pvc", "-n", ns, "scratch-scratch", "-o", "jsonpath={.spec.volumeName}").stdout
+		// The claim goes with its pod, and the volume with the claim.
+		ok(t, n.admin(t, "delete", "pod", "-n", ns, "scratch", "--grace-period=1"))
+		waitFor(t, 30*time.Second, "the ephemeral claim and its volume gone", func() error {
+			c := n.admin(t, "get", "pvc", "-n", ns, "scratch-scratch")
+			v := n.admin(t, "get", "pv", pv)
+			if c.code == 0 || v.code == 0 {
+				return fmt.Errorf("%s\n%s", c, v)
+			}
+			return nil
+		})
 	})
 
 	t.Run("unschedulable without its claim", func(t *testing.T) {

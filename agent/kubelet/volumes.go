@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"labctl/internal/mountinfo"
@@ -169,7 +170,9 @@ func (v *volumeManager) setUpVolume(ctx context.Context, pod *corev1.Pod, vol *c
 	case src.HostPath != nil:
 		return checkHostPath(src.HostPath)
 	case src.PersistentVolumeClaim != nil:
-		return v.setUpClaim(ctx, pod, vol.Name, src.PersistentVolumeClaim.ClaimName)
+		return v.setUpClaim(ctx, pod, vol.Name, src.PersistentVolumeClaim.ClaimName, false)
+	case src.Ephemeral != nil:
+		return v.setUpClaim(ctx, pod, vol.Name, pod.Name+"-"+vol.Name, true)
 	case src.ConfigMap != nil:
 		plugin = pluginConfigMap
 		s := src.ConfigMap
@@ -220,10 +223,13 @@ func (v *volumeManager) setUpVolume(ctx context.Context, pod *corev1.Pod, vol *c
 // setUpClaim finds the node's path of the volume bound to a pod's claim
 // (hostPath and local volumes, which local-path provisions, are
 // supported) and checks it as that volume type does.
-func (v *volumeManager) setUpClaim(ctx context.Context, pod *corev1.Pod, volName, claim string) error {
+func (v *volumeManager) setUpClaim(ctx context.Context, pod *corev1.Pod, volName, claim string, ephemeral bool) error {
 	pvc, err := v.cfg.Objects.PersistentVolumeClaim(ctx, pod.Namespace, claim)
 	if err != nil {
 		return err
+	}
+	if ephemeral && !metav1.IsControlledBy(pvc, pod) {
+		return fmt.Errorf("PVC %s/%s was not created for pod %s/%s (pod is not owner)", pod.Namespace, claim, pod.Namespace, pod.Name)
 	}
 	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
 		return fmt.Errorf("PVC %s/%s has non-bound phase (%q) or empty pvc.Spec.VolumeName (%q)",
@@ -994,14 +1000,14 @@ func (v *volumeManager) volumeSource(uid types.UID, vol *corev1.Volume) (string,
 		return v.volumeDir(uid, pluginEmptyDir, vol.Name), false, nil
 	case src.HostPath != nil:
 		return src.HostPath.Path, false, nil
-	case src.PersistentVolumeClaim != nil:
+	case src.PersistentVolumeClaim != nil, src.Ephemeral != nil:
 		v.mu.Lock()
 		path, ok := v.claimed[uid][vol.Name]
 		v.mu.Unlock()
 		if !ok {
 			return "", false, errors.New("its claim's volume is not set up")
 		}
-		return path, src.PersistentVolumeClaim.ReadOnly, nil
+		return path, src.PersistentVolumeClaim != nil && src.PersistentVolumeClaim.ReadOnly, nil
 	case src.ConfigMap != nil:
 		return v.volumeDir(uid, pluginConfigMap, vol.Name), true, nil
 	case src.Secret != nil:

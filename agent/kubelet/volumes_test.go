@@ -987,6 +987,25 @@ func TestVolumeClaim(t *testing.T) {
 		t.Fatalf("SetUp: %v", err)
 	}
 
+	// An ephemeral volume: the claim <pod>-<volume>, which the pod must own.
+	eph := volPod(corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{}}})
+	eph.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	objs.pvs["pvc-claim-uid"].Spec.PersistentVolumeSource = corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+		Path: dir, Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}
+	ephClaim := pvc.DeepCopy()
+	ephClaim.Name = eph.Name + "-scratch"
+	objs.claims["default/"+ephClaim.Name] = ephClaim
+	if err := vm.SetUp(ctx, eph); err == nil || !strings.Contains(err.Error(), "was not created for pod default/web (pod is not owner)") {
+		t.Fatalf("SetUp of a claim the pod does not own: %v", err)
+	}
+	ephClaim.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: eph.Name, UID: eph.UID, Controller: ptr.To(true)}}
+	if err := vm.SetUp(ctx, eph); err != nil {
+		t.Fatal(err)
+	}
+	if mounts, err := vm.Mounts(eph, &eph.Spec.Containers[0]); err != nil || mounts[0].Source != dir || !slices.Contains(mounts[0].Options, "rw") {
+		t.Fatalf("mounts %+v, %v", mounts, err)
+	}
+
 	// Torn down: forgotten; the volume's data stays.
 	if err := vm.TearDown(pod.UID); err != nil {
 		t.Fatal(err)

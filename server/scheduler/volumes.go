@@ -66,17 +66,23 @@ type volumeState struct {
 	waiting []*corev1.PersistentVolumeClaim // its claims waiting for a node
 }
 
-// claimNames lists the claims the pod's volumes use: its
+// podClaim is a claim a pod's volume uses.
+type podClaim struct {
+	name      string
+	ephemeral bool // the claim of an ephemeral volume, which the pod must own
+}
+
+// podClaims lists the claims the pod's volumes use: its
 // persistentVolumeClaim volumes and the claims of its ephemeral volumes
 // (named <pod>-<volume>).
-func claimNames(pod *corev1.Pod) []string {
-	var out []string
+func podClaims(pod *corev1.Pod) []podClaim {
+	var out []podClaim
 	for _, v := range pod.Spec.Volumes {
 		switch {
 		case v.PersistentVolumeClaim != nil:
-			out = append(out, v.PersistentVolumeClaim.ClaimName)
+			out = append(out, podClaim{name: v.PersistentVolumeClaim.ClaimName})
 		case v.Ephemeral != nil:
-			out = append(out, pod.Name+"-"+v.Name)
+			out = append(out, podClaim{name: pod.Name + "-" + v.Name, ephemeral: true})
 		}
 	}
 	return out
@@ -85,8 +91,8 @@ func claimNames(pod *corev1.Pod) []string {
 // preFilterVolumes reads the pod's claims; a message when the pod cannot
 // be scheduled anywhere now. A pod without claims gets nil, nil.
 func (a *algorithm) preFilterVolumes(pod *corev1.Pod) (*volumeState, string) {
-	names := claimNames(pod)
-	if len(names) == 0 {
+	claims := podClaims(pod)
+	if len(claims) == 0 {
 		return nil, ""
 	}
 	vo, ok := a.objs.(volumeObjects)
@@ -95,13 +101,17 @@ func (a *algorithm) preFilterVolumes(pod *corev1.Pod) (*volumeState, string) {
 	}
 	st := &volumeState{}
 	immediate := false
-	for _, name := range names {
+	for _, pc := range claims {
+		name := pc.name
 		pvc, err := vo.claim(pod.Namespace, name)
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Sprintf("persistentvolumeclaim %q not found", name)
 		}
 		if err != nil {
 			return nil, err.Error()
+		}
+		if pc.ephemeral && !metav1.IsControlledBy(pvc, pod) {
+			return nil, fmt.Sprintf("PVC %s/%s was not created for pod %s/%s (pod is not owner)", pod.Namespace, name, pod.Namespace, pod.Name)
 		}
 		if pvc.DeletionTimestamp != nil {
 			return nil, fmt.Sprintf("persistentvolumeclaim %q is being deleted", name)

@@ -87,6 +87,20 @@ func TestVolumePreFilter(t *testing.T) {
 	if _, d := h.place(withClaim(testPod("p", "100m"), "data")); !strings.Contains(d.msg, `persistentvolumeclaim "data" is being deleted`) {
 		t.Errorf("message %q", d.msg)
 	}
+
+	// An ephemeral volume's claim must be the pod's own.
+	eph := testPod("e", "100m")
+	eph.UID = "pod-e"
+	eph.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{}}}}
+	other := testClaim("e-scratch", "local-path")
+	h.addClaim(other)
+	if node, d := h.place(eph); node != "" || !strings.Contains(d.msg, "PVC default/e-scratch was not created for pod default/e (pod is not owner)") {
+		t.Errorf("placed on %q: %s", node, d.msg)
+	}
+	other.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "e", UID: "pod-e", Controller: ptr.To(true)}}
+	if node, d := h.place(eph); node == "" || len(d.volumes) != 1 {
+		t.Errorf("the pod's own ephemeral claim: placed on %q with plan %v: %s", node, d.volumes, d.msg)
+	}
 }
 
 func TestVolumeBoundNodeAffinity(t *testing.T) {
