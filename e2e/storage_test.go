@@ -70,13 +70,7 @@ spec:
 		ok(t, n.admin(t, "delete", "pod", "-n", ns, "writer", "--grace-period=1"))
 		n.apply(t, claimPod("reader", img, "cat /data/file && sleep 3600"))
 		n.waitPod(t, ns, "reader", 60*time.Second, "Running", phaseIs("Running"))
-		waitFor(t, 10*time.Second, "the reader's log", func() error {
-			r := n.admin(t, "logs", "-n", ns, "reader")
-			if r.stdout != "kept\n" {
-				return fmt.Errorf("%s", r)
-			}
-			return nil
-		})
+		n.waitLog(t, ns, "reader", "kept\n")
 
 		// In use: the claim waits for its pod to go.
 		ok(t, n.admin(t, "delete", "pvc", "-n", ns, "data", "--wait=false"))
@@ -126,13 +120,7 @@ spec:
 		})
 		n.apply(t, strings.ReplaceAll(claimPod("task", img, "cat /data/index.html && sleep 3600"), "claimName: data", "claimName: task-pv-claim"))
 		n.waitPod(t, ns, "task", 60*time.Second, "Running", phaseIs("Running"))
-		waitFor(t, 10*time.Second, "the pod's log", func() error {
-			r := n.admin(t, "logs", "-n", ns, "task")
-			if r.stdout != "static\n" {
-				return fmt.Errorf("%s", r)
-			}
-			return nil
-		})
+		n.waitLog(t, ns, "task", "static\n")
 		ok(t, n.admin(t, "delete", "pod", "-n", ns, "task", "--grace-period=1"))
 		ok(t, n.admin(t, "delete", "pvc", "-n", ns, "task-pv-claim"))
 		// Retain, the default of a static volume: Released, and the data stays.
@@ -171,6 +159,7 @@ spec:
           resources: {requests: {storage: 100Mi}}
 `, img))
 		n.waitPod(t, ns, "scratch", 60*time.Second, "Running", phaseIs("Running"))
+		n.waitLog(t, ns, "scratch", "scratch\n")
 		okWith(t, n.admin(t, "get", "pvc", "-n", ns, "scratch-scratch"), "Bound", "local-path")
 		pv := n.admin(t, "get", "pvc", "-n", ns, "scratch-scratch", "-o", "jsonpath={.spec.volumeName}").stdout
 		// The claim goes with its pod, and the volume with the claim.
@@ -218,4 +207,15 @@ spec:
     persistentVolumeClaim:
       claimName: data
 `, name, image, script)
+}
+
+// waitLog waits until the log of the pod is want.
+func (n *nodeCluster) waitLog(t *testing.T, ns, pod, want string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the log of "+pod, func() error {
+		if r := n.admin(t, "logs", "-n", ns, pod); r.stdout != want {
+			return fmt.Errorf("%s", r)
+		}
+		return nil
+	})
 }
