@@ -2,13 +2,11 @@ package apiserver_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -24,7 +22,6 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 
-	"labctl/datastore"
 	"labctl/server/apiserver"
 )
 
@@ -45,20 +42,7 @@ const (
 // returns the Server, so that a test can add resources while it runs.
 func startAPI(t testing.TB) (*apiserver.Server, *httptest.Server) {
 	t.Helper()
-	ds := datastore.NewMemory(datastore.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-		ds.Close()
-	})
-	return api, srv
+	return serve(t, apiserver.Config{})
 }
 
 // exchange is one request a client made and what came back.

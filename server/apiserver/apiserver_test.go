@@ -34,16 +34,21 @@ import (
 	"labctl/server/apiserver"
 )
 
-// start serves the API over ds on a test HTTP server (authentication is
-// server.Run's business, not this package's) and returns a client config.
-func start(t testing.TB, ds datastore.Interface) *rest.Config {
+// serve serves the API with cfg on a test HTTP server (authentication is
+// server.Run's business, not this package's) until the test ends; cfg's
+// Store defaults to a memory store, its ServiceCIDR to 10.43.0.0/16.
+func serve(t testing.TB, cfg apiserver.Config) (*apiserver.Server, *httptest.Server) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: ds, ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16")})
-	if err != nil {
-		t.Fatal(err)
+	if cfg.Store == nil {
+		cfg.Store = memStore(t)
 	}
-	if err := api.EnsureKubernetesService(ctx, netip.MustParseAddr("192.0.2.10"), 6443); err != nil {
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = netip.MustParsePrefix("10.43.0.0/16")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	api, err := apiserver.New(ctx, cfg)
+	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api)
@@ -52,10 +57,27 @@ func start(t testing.TB, ds datastore.Interface) *rest.Config {
 		cancel()
 		api.Wait()
 	})
+	return api, srv
+}
+
+// restConfig is a client configuration for srv, without client-side
+// rate limits.
+func restConfig(srv *httptest.Server) *rest.Config {
 	return &rest.Config{Host: srv.URL, QPS: -1}
 }
 
-func memStore(t *testing.T) datastore.Interface {
+// start serves the API over ds with the kubernetes Service in place and
+// returns a client config.
+func start(t testing.TB, ds datastore.Interface) *rest.Config {
+	t.Helper()
+	api, srv := serve(t, apiserver.Config{Store: ds})
+	if err := api.EnsureKubernetesService(context.Background(), netip.MustParseAddr("192.0.2.10"), 6443); err != nil {
+		t.Fatal(err)
+	}
+	return restConfig(srv)
+}
+
+func memStore(t testing.TB) datastore.Interface {
 	ds := datastore.NewMemory(datastore.Config{WatchProgressInterval: 100 * time.Millisecond})
 	t.Cleanup(func() { ds.Close() })
 	return ds

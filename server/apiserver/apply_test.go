@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -92,24 +90,17 @@ func owns(t *testing.T, e metav1.ManagedFieldsEntry, paths [][]string, not ...[]
 // logs an error (managedFields it could not update, among others).
 func startChecked(t *testing.T) *rest.Config {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	errs := &errorLog{}
-	api, err := apiserver.New(ctx, apiserver.Config{Store: memStore(t), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"), Logger: slog.New(errs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
+	// Registered first, so run last: after the server has stopped.
 	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
 		errs.mu.Lock()
 		defer errs.mu.Unlock()
 		for _, e := range errs.records {
 			t.Errorf("the server logged an error: %s", e)
 		}
 	})
-	return &rest.Config{Host: srv.URL, QPS: -1}
+	_, srv := serve(t, apiserver.Config{Logger: slog.New(errs)})
+	return restConfig(srv)
 }
 
 // errorLog is a slog.Handler keeping the error records.

@@ -2,8 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"net/http/httptest"
-	"net/netip"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -24,19 +22,8 @@ import (
 // *offset, so that objects get the creation times it wants.
 func startWithClock(t *testing.T, offset *atomic.Int64) *rest.Config {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	api, err := apiserver.New(ctx, apiserver.Config{Store: memStore(t), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
-		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		api.Wait()
-	})
-	return &rest.Config{Host: srv.URL, QPS: -1}
+	_, srv := serve(t, apiserver.Config{Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	return restConfig(srv)
 }
 
 func storageClaim(name string, class *string) *corev1.PersistentVolumeClaim {
