@@ -68,22 +68,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
 	"k8s.io/utils/ptr"
 )
 
-// Annotations, as upstream names them.
+// Annotations of local-path-provisioner's own (upstream's are
+// component-helpers' storagehelpers.Ann* constants).
 const (
-	// annSelectedNode is the scheduler's choice of node for a claim that
-	// waits for its first consumer.
-	annSelectedNode = "volume.kubernetes.io/selected-node"
-	// annStorageProvisioner and its beta twin are the PV controller's
-	// choice of provisioner for a claim.
-	annStorageProvisioner     = "volume.kubernetes.io/storage-provisioner"
-	annBetaStorageProvisioner = "volume.beta.kubernetes.io/storage-provisioner"
-	// annBetaStorageClass is the claim's class before spec.storageClassName.
-	annBetaStorageClass = "volume.beta.kubernetes.io/storage-class"
-	// annProvisionedBy names the provisioner of a volume.
-	annProvisionedBy = "pv.kubernetes.io/provisioned-by"
 	// annNode is local-path-provisioner's record of a volume's node.
 	annNode = "local.path.provisioner/selected-node"
 	// annDefaultVolumeType (on the class) and annVolumeType (on the claim)
@@ -203,7 +194,7 @@ type provisioner struct {
 // claimChanged queues a claim that waits for a volume on this node.
 func (p *provisioner) claimChanged(obj any) {
 	claim, ok := obj.(*corev1.PersistentVolumeClaim)
-	if !ok || claim.Spec.VolumeName != "" || claim.Annotations[annSelectedNode] != p.cfg.NodeName {
+	if !ok || claim.Spec.VolumeName != "" || claim.Annotations[storagehelpers.AnnSelectedNode] != p.cfg.NodeName {
 		return
 	}
 	p.queue.Add(item{key: claim.Namespace + "/" + claim.Name})
@@ -269,13 +260,13 @@ func (p *provisioner) syncClaim(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil || claim.Annotations[annSelectedNode] != p.cfg.NodeName {
+	if claim.Spec.VolumeName != "" || claim.DeletionTimestamp != nil || claim.Annotations[storagehelpers.AnnSelectedNode] != p.cfg.NodeName {
 		return nil
 	}
 	if prov, ok := claimProvisioner(claim); ok && prov != ProvisionerName {
 		return nil
 	}
-	className := claimClass(claim)
+	className := storagehelpers.GetPersistentVolumeClaimClass(claim)
 	if className == "" {
 		return nil // no class, no dynamic provisioning
 	}
@@ -324,22 +315,11 @@ func (p *provisioner) syncClaim(ctx context.Context, key string) error {
 // claimProvisioner is the provisioner the PV controller named for the
 // claim, if it named one.
 func claimProvisioner(claim *corev1.PersistentVolumeClaim) (string, bool) {
-	if p, ok := claim.Annotations[annStorageProvisioner]; ok {
+	if p, ok := claim.Annotations[storagehelpers.AnnStorageProvisioner]; ok {
 		return p, true
 	}
-	p, ok := claim.Annotations[annBetaStorageProvisioner]
+	p, ok := claim.Annotations[storagehelpers.AnnBetaStorageProvisioner]
 	return p, ok
-}
-
-// claimClass is the claim's storage class name ("": none).
-func claimClass(claim *corev1.PersistentVolumeClaim) string {
-	if c, ok := claim.Annotations[annBetaStorageClass]; ok {
-		return c
-	}
-	if claim.Spec.StorageClassName != nil {
-		return *claim.Spec.StorageClassName
-	}
-	return ""
 }
 
 // volumeName is the name of the claim's volume, as upstream's
@@ -415,7 +395,7 @@ func (p *provisioner) provision(ctx context.Context, claim *corev1.PersistentVol
 	return &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        pvName,
-			Annotations: map[string]string{annNode: p.cfg.NodeName, annProvisionedBy: ProvisionerName},
+			Annotations: map[string]string{annNode: p.cfg.NodeName, storagehelpers.AnnDynamicallyProvisioned: ProvisionerName},
 		},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: claim.Spec.Resources.Requests[corev1.ResourceStorage]},
@@ -477,7 +457,7 @@ func (p *provisioner) hostnameLabel(ctx context.Context) string {
 // ours reports whether the volume is one this provisioner made on this
 // node.
 func (p *provisioner) ours(pv *corev1.PersistentVolume) bool {
-	return pv.Annotations[annProvisionedBy] == ProvisionerName && volumeNode(pv) == p.cfg.NodeName
+	return pv.Annotations[storagehelpers.AnnDynamicallyProvisioned] == ProvisionerName && volumeNode(pv) == p.cfg.NodeName
 }
 
 // volumeNode is the node of a local-path volume: its annotation, or else

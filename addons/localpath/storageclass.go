@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"labctl/server/volume"
 )
 
 // The StorageClass the server keeps, as k3s's local-storage manifest.
@@ -24,9 +26,6 @@ const (
 	// (the annotation of the coredns add-on's objects).
 	addonAnnotation = "labctl.io/addon"
 	addonName       = "local-storage"
-	// defaultClassAnnotation makes the class the one of claims that name
-	// none.
-	defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
 )
 
 // storageClass is k3s's local-path class, without k3s's
@@ -36,7 +35,7 @@ func storageClass() *storagev1.StorageClass {
 	return &storagev1.StorageClass{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        StorageClassName,
-			Annotations: map[string]string{defaultClassAnnotation: "true", addonAnnotation: addonName},
+			Annotations: map[string]string{volume.DefaultClassAnnotation: "true", addonAnnotation: addonName},
 		},
 		Provisioner:       ProvisionerName,
 		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),

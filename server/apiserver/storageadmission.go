@@ -27,16 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"labctl/server/storage"
-)
-
-const (
-	// pvcProtectionFinalizer keeps a claim in use by a pod from going.
-	pvcProtectionFinalizer = "kubernetes.io/pvc-protection"
-	// pvProtectionFinalizer keeps a volume bound to a claim from going.
-	pvProtectionFinalizer = "kubernetes.io/pv-protection"
-
-	isDefaultClassAnnotation     = "storageclass.kubernetes.io/is-default-class"
-	betaIsDefaultClassAnnotation = "storageclass.beta.kubernetes.io/is-default-class"
+	"labctl/server/volume"
 )
 
 var storageClassesGVR = schema.GroupVersionResource{Group: storagev1.GroupName, Version: "v1", Resource: "storageclasses"}
@@ -49,12 +40,12 @@ func (s *Server) admitStorage(ctx context.Context, obj runtime.Object) error {
 		if err := s.defaultStorageClass(ctx, o); err != nil {
 			return err
 		}
-		if !slices.Contains(o.Finalizers, pvcProtectionFinalizer) {
-			o.Finalizers = append(o.Finalizers, pvcProtectionFinalizer)
+		if !slices.Contains(o.Finalizers, volume.PVCProtectionFinalizer) {
+			o.Finalizers = append(o.Finalizers, volume.PVCProtectionFinalizer)
 		}
 	case *corev1.PersistentVolume:
-		if !slices.Contains(o.Finalizers, pvProtectionFinalizer) {
-			o.Finalizers = append(o.Finalizers, pvProtectionFinalizer)
+		if !slices.Contains(o.Finalizers, volume.PVProtectionFinalizer) {
+			o.Finalizers = append(o.Finalizers, volume.PVProtectionFinalizer)
 		}
 	}
 	return nil
@@ -73,32 +64,13 @@ func (s *Server) defaultStorageClass(ctx context.Context, pvc *corev1.Persistent
 	if err != nil {
 		return err
 	}
-	if def := defaultClass(list.(*storagev1.StorageClassList).Items); def != "" {
+	items := list.(*storagev1.StorageClassList).Items
+	classes := make([]*storagev1.StorageClass, len(items))
+	for i := range items {
+		classes[i] = &items[i]
+	}
+	if def := volume.DefaultClass(classes); def != "" {
 		pvc.Spec.StorageClassName = &def
 	}
 	return nil
-}
-
-// defaultClass names the default among classes: of those annotated as
-// the default, the newest, then the first by name; "" for none.
-func defaultClass(classes []storagev1.StorageClass) string {
-	var best *storagev1.StorageClass
-	for i := range classes {
-		c := &classes[i]
-		if c.Annotations[isDefaultClassAnnotation] != "true" && c.Annotations[betaIsDefaultClassAnnotation] != "true" {
-			continue
-		}
-		if best == nil {
-			best = c
-			continue
-		}
-		t, bt := c.CreationTimestamp.UnixNano(), best.CreationTimestamp.UnixNano()
-		if t > bt || t == bt && c.Name < best.Name {
-			best = c
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	return best.Name
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +26,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+
+	"labctl/server/volume"
 )
 
 // The PersistentVolume controller binds claims to volumes, as
@@ -70,9 +71,6 @@ import (
 
 const (
 	pvResync = 15 * time.Second
-
-	pvcProtectionFinalizer = "kubernetes.io/pvc-protection"
-	pvProtectionFinalizer  = "kubernetes.io/pv-protection"
 
 	// podsByClaimIndex indexes pods by the claims (namespace/name) their
 	// volumes use.
@@ -490,25 +488,10 @@ func accessModesKey(modes []corev1.PersistentVolumeAccessMode) string {
 	return strings.Join(s, ",")
 }
 
-// defaultClass names the default StorageClass ("" for none): of those
-// annotated as the default, the newest, then the first by name.
+// defaultClass names the default StorageClass ("" for none).
 func (c *persistentVolumes) defaultClass() string {
 	classes, _ := c.classes.List(labels.Everything())
-	var best *storagev1.StorageClass
-	for _, sc := range classes {
-		if sc.Annotations["storageclass.kubernetes.io/is-default-class"] != "true" &&
-			sc.Annotations["storageclass.beta.kubernetes.io/is-default-class"] != "true" {
-			continue
-		}
-		t := sc.CreationTimestamp.UnixNano()
-		if best == nil || t > best.CreationTimestamp.UnixNano() || t == best.CreationTimestamp.UnixNano() && sc.Name < best.Name {
-			best = sc
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	return best.Name
+	return volume.DefaultClass(classes)
 }
 
 // waitingForConsumer tells why a claim of a WaitForFirstConsumer class
@@ -848,11 +831,11 @@ func (c *persistentVolumes) syncProtection(ctx context.Context, key string) erro
 		if err != nil {
 			return err
 		}
-		if pv.DeletionTimestamp == nil || !slices.Contains(pv.Finalizers, pvProtectionFinalizer) || pv.Status.Phase == corev1.VolumeBound {
+		if pv.DeletionTimestamp == nil || !slices.Contains(pv.Finalizers, volume.PVProtectionFinalizer) || pv.Status.Phase == corev1.VolumeBound {
 			return nil
 		}
 		next := pv.DeepCopy()
-		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == pvProtectionFinalizer })
+		next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == volume.PVProtectionFinalizer })
 		if _, err := c.cs.CoreV1().PersistentVolumes().Update(ctx, next, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -867,7 +850,7 @@ func (c *persistentVolumes) syncProtection(ctx context.Context, key string) erro
 	if err != nil {
 		return err
 	}
-	if pvc.DeletionTimestamp == nil || !slices.Contains(pvc.Finalizers, pvcProtectionFinalizer) {
+	if pvc.DeletionTimestamp == nil || !slices.Contains(pvc.Finalizers, volume.PVCProtectionFinalizer) {
 		return nil
 	}
 	if len(c.podsUsing(pvc)) > 0 {
@@ -884,7 +867,7 @@ func (c *persistentVolumes) syncProtection(ctx context.Context, key string) erro
 		}
 	}
 	next := pvc.DeepCopy()
-	next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == pvcProtectionFinalizer })
+	next.Finalizers = slices.DeleteFunc(next.Finalizers, func(f string) bool { return f == volume.PVCProtectionFinalizer })
 	if _, err := c.cs.CoreV1().PersistentVolumeClaims(ns).Update(ctx, next, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
