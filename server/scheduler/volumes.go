@@ -64,6 +64,7 @@ type volumeObjects interface {
 type volumeState struct {
 	bound   []*corev1.PersistentVolume      // the volumes of its bound claims
 	waiting []*corev1.PersistentVolumeClaim // its claims waiting for a node
+	pvs     []*corev1.PersistentVolume      // with waiting claims: every volume, read once a cycle
 }
 
 // podClaim is a claim a pod's volume uses.
@@ -142,6 +143,9 @@ func (a *algorithm) preFilterVolumes(pod *corev1.Pod) (*volumeState, string) {
 	if immediate {
 		return nil, msgUnboundImmediate
 	}
+	if len(st.waiting) > 0 {
+		st.pvs = vo.persistentVolumes()
+	}
 	return st, ""
 }
 
@@ -175,7 +179,7 @@ func (a *algorithm) volumeFit(st *volumeState, n *corev1.Node) (volumePlan, *sta
 			plan[pvc] = nil
 			continue
 		}
-		if pv, _ := storagehelpers.FindMatchingVolume(pvc, vo.persistentVolumes(), n, taken, false, true); pv != nil {
+		if pv, _ := storagehelpers.FindMatchingVolume(pvc, st.pvs, n, taken, false, true); pv != nil {
 			plan[pvc] = pv
 			taken[pv.Name] = pv
 			continue
