@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +10,6 @@ import (
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-
-	"labctl/datastore"
 )
 
 // TestAggregatedDiscoveryCustomResourceKinds: a custom resource (a kind
@@ -21,14 +18,7 @@ import (
 // apiextensions-apiserver's discovery has them, while built-in resources
 // keep kube-apiserver's empty ones.
 func TestAggregatedDiscoveryCustomResourceKinds(t *testing.T) {
-	ds := datastore.NewMemory(datastore.Config{})
-	defer ds.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{Store: ds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); s.Wait() }()
+	s := newServer(t)
 	if err := s.reg.add(&Resource{GVK: schema.GroupVersionKind{Group: "stable.example.com", Version: "v1", Kind: "CronTab"},
 		Plural: "crontabs", Singular: "crontab", ShortNames: []string{"ct"}, Namespaced: true, Subresources: []string{"status", "scale"}}); err != nil {
 		t.Fatal(err)
@@ -70,14 +60,7 @@ func TestAggregatedDiscoveryCustomResourceKinds(t *testing.T) {
 //
 //	go test ./server/apiserver -run '^$' -bench AggregatedDocumentBuild -benchmem
 func BenchmarkAggregatedDocumentBuild(b *testing.B) {
-	ds := datastore.NewMemory(datastore.Config{})
-	defer ds.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{Store: ds})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cancel(); s.Wait() }()
+	s := newServer(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if len(s.aggregatedGroups(false)) == 0 {

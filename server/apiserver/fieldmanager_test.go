@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
-	"labctl/datastore"
 	"labctl/server/openapi"
 	"labctl/server/storage"
 )
@@ -38,14 +36,7 @@ func TestPrefixFromUserAgent(t *testing.T) {
 // Resource carries its own type converter, as custom resources do, and
 // applies to it.
 func TestCustomResourceHook(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ds := datastore.NewMemory(datastore.Config{})
-	defer ds.Close()
-	s, err := New(ctx, Config{Store: ds})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t)
 	gvk := schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}
 	widget := &spec.Schema{SchemaProps: spec.SchemaProps{Type: []string{"object"}, Properties: map[string]spec.Schema{
 		"spec": {SchemaProps: spec.SchemaProps{Type: []string{"object"}, Properties: map[string]spec.Schema{
@@ -72,7 +63,7 @@ func TestCustomResourceHook(t *testing.T) {
 	}
 	r := &Resource{GVK: gvk, Plural: "widgets", Singular: "widget", Namespaced: true, Subresources: []string{"status"},
 		strategy: genericStrategy{}, newObj: newObj, newList: newList, typeConverter: tc}
-	r.store = storage.New(storage.Config{Store: ds, Resource: r.GroupResource(), Namespaced: true,
+	r.store = storage.New(storage.Config{Store: s.cfg.Store, Resource: r.GroupResource(), Namespaced: true,
 		Codec: unstructured.UnstructuredJSONScheme, NewFunc: newObj, NewListFunc: newList, Attrs: attrsWith(r.strategy)})
 	if err := s.reg.add(r); err != nil {
 		t.Fatal(err)
@@ -135,14 +126,7 @@ func TestCustomResourceHook(t *testing.T) {
 // knows every kind served (and the Scale): a kind it did not know would
 // get no managedFields, and an error logged on each write.
 func TestEveryBuiltinKindIsTyped(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ds := datastore.NewMemory(datastore.Config{})
-	defer ds.Close()
-	s, err := New(ctx, Config{Store: ds})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newServer(t)
 	tc, err := builtinTypes()
 	if err != nil {
 		t.Fatal(err)
