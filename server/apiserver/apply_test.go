@@ -618,19 +618,7 @@ func TestApplyBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPatch, tt.url, bytes.NewBufferString(tt.body))
 			req.Header.Set("Content-Type", tt.ctype)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			var st metav1.Status
-			if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
-				t.Fatalf("not a Status (%v): %s", err, body)
-			}
-			if resp.StatusCode != tt.code || st.Code != int32(tt.code) || st.Reason != tt.reason || !strings.Contains(st.Message, tt.says) {
-				t.Fatalf("got %d %q %q, want %d %q containing %q", resp.StatusCode, st.Reason, st.Message, tt.code, tt.reason, tt.says)
-			}
+			wantStatusAnswer(t, req, tt.code, tt.reason, tt.says)
 		})
 	}
 	// A repeated key with fieldValidation=Warn (the default): applied, with

@@ -47,19 +47,7 @@ func TestBadInput(t *testing.T) {
 			if tt.ctype != "" {
 				req.Header.Set("Content-Type", tt.ctype)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			var st metav1.Status
-			if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
-				t.Fatalf("not a Status (%v): %s", err, body)
-			}
-			if resp.StatusCode != tt.code || st.Code != int32(tt.code) || st.Reason != tt.reason || !strings.Contains(st.Message, tt.says) {
-				t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, st.Reason, st.Message, tt.code, tt.reason, tt.says)
-			}
+			wantStatusAnswer(t, req, tt.code, tt.reason, tt.says)
 		})
 	}
 	resp, err := http.Get(cfg.Host + "/api/v1/namespaces")
@@ -67,4 +55,23 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("the server stopped serving: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// wantStatusAnswer sends req and wants a Status answer with code and reason
+// whose message contains says.
+func wantStatusAnswer(t *testing.T, req *http.Request, code int, reason metav1.StatusReason, says string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var st metav1.Status
+	if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" {
+		t.Fatalf("not a Status (%v): %s", err, body)
+	}
+	if resp.StatusCode != code || st.Code != int32(code) || st.Reason != reason || !strings.Contains(st.Message, says) {
+		t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, st.Reason, st.Message, code, reason, says)
+	}
 }
