@@ -20,7 +20,11 @@
 //	            <DataDir>/ipam (not /var/lib/cni)
 //	portmap     hostPort (the portMappings capability); left out of the chain
 //	            for pods without host ports
-//	loopback    the pod's lo, up
+//
+// The pod's lo is set up by NewNetNS itself, through netlink, as the
+// loopback plugin would: on these machines every Go process a pod start
+// runs costs 20-30 ms of CPU (BENCHMARKS.md, "The node"), and this one
+// only sets a link up.
 //
 // libcni's cache, which records what each pod was given so that Teardown
 // can undo it exactly, is under <DataDir>/cache too. The agent passes

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -34,9 +35,10 @@ func (n *Network) NetNSPath(id string) string {
 func (n *Network) netnsDir() string { return filepath.Join(n.cfg.RunDir, "netns") }
 
 // NewNetNS creates the network namespace of pod sandbox id, mounted at
-// NetNSPath(id), and returns that path. The namespace has only a loopback
-// device, down, until Setup. When it already exists it is kept and its
-// path returned, so a caller may retry.
+// NetNSPath(id), and returns that path. The namespace has only its
+// loopback device, up (what the CNI loopback plugin would do, without a
+// process of its own for every pod), until Setup. When it already exists
+// it is kept and its path returned, so a caller may retry.
 func (n *Network) NewNetNS(id string) (string, error) {
 	if err := checkID(id); err != nil {
 		return "", err
@@ -64,8 +66,9 @@ func (n *Network) RemoveNetNS(id string) error {
 	return RemoveNetNS(n.NetNSPath(id))
 }
 
-// createNetNS makes a new network namespace and bind-mounts it at path,
-// which must not exist yet (or be an empty file left by a failed attempt).
+// createNetNS makes a new network namespace with its loopback device up
+// and bind-mounts it at path, which must not exist yet (or be an empty
+// file left by a failed attempt).
 func createNetNS(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
 	if err != nil {
@@ -91,20 +94,39 @@ func createNetNS(path string) error {
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		mountErr := unix.Mount(src, path, "none", unix.MS_BIND, "")
+		mountErr := loopbackUp()
+		if mountErr == nil {
+			if mountErr = unix.Mount(src, path, "none", unix.MS_BIND, ""); mountErr != nil {
+				mountErr = fmt.Errorf("bind mount: %w", mountErr)
+			}
+		}
 		if err := netns.Set(orig); err != nil {
 			errc <- errors.Join(mountErr, fmt.Errorf("returning to the original network namespace: %w", err))
 			return // the thread stays locked and is thrown away
 		}
 		runtime.UnlockOSThread()
-		if mountErr != nil {
-			mountErr = fmt.Errorf("bind mount: %w", mountErr)
-		}
 		errc <- mountErr
 	}()
 	if err := <-errc; err != nil {
 		_ = RemoveNetNS(path)
 		return err
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the network namespace of the calling thread.
+func loopbackUp() error {
+	h, err := netlink.NewHandle() // a socket in the thread's namespace
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("the loopback device: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("setting lo up: %w", err)
 	}
 	return nil
 }

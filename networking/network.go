@@ -35,7 +35,7 @@ const (
 var DefaultPluginDirs = []string{"/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"}
 
 // Plugins are the CNI plugins the pod network runs, found in PluginDirs.
-var Plugins = []string{"bridge", "host-local", "portmap", "loopback"}
+var Plugins = []string{"bridge", "host-local", "portmap"}
 
 const (
 	// NetworkName names the CNI network (in libcni's cache and IPAM).
@@ -202,7 +202,8 @@ func (n *Network) Gateway() netip.Addr {
 }
 
 // confList builds the CNI network configuration: bridge (with host-local
-// IPAM), then portmap when withPorts, then loopback.
+// IPAM), then portmap when withPorts. The pod's lo is set up by NewNetNS,
+// not by the loopback plugin: one process fewer for every pod.
 func (n *Network) confList(withPorts bool) (*libcni.NetworkConfigList, error) {
 	bridge := map[string]any{
 		"type":        "bridge",
@@ -231,7 +232,6 @@ func (n *Network) confList(withPorts bool) (*libcni.NetworkConfigList, error) {
 			"snat":         true,
 		})
 	}
-	plugins = append(plugins, map[string]any{"type": "loopback"})
 	b, err := json.Marshal(map[string]any{"cniVersion": cniVersion, "name": NetworkName, "plugins": plugins})
 	if err != nil {
 		return nil, err

@@ -172,12 +172,15 @@ func TestNetNS(t *testing.T) {
 	}
 	h.Close()
 	self.Close()
-	// Inside: only a loopback device.
+	// Inside: only a loopback device, up (the CNI loopback plugin's job,
+	// which the chain leaves out).
 	var names []string
+	var loUp bool
 	if err := networking.InNetNS(path, func() error {
 		links, err := netlink.LinkList()
 		for _, l := range links {
 			names = append(names, l.Attrs().Name)
+			loUp = loUp || l.Attrs().Name == "lo" && l.Attrs().Flags&net.FlagUp != 0
 		}
 		return err
 	}); err != nil {
@@ -185,6 +188,9 @@ func TestNetNS(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "lo" {
 		t.Errorf("links in the new namespace: %v", names)
+	}
+	if !loUp {
+		t.Error("lo is down in the new namespace")
 	}
 	for range 2 {
 		if err := n.RemoveNetNS("sandbox1"); err != nil {
@@ -653,7 +659,7 @@ func TestConfigErrors(t *testing.T) {
 		{networking.Config{PodCIDR: netip.MustParsePrefix("10.42.0.0/31")}, "4 addresses or more"},
 		{networking.Config{BridgeName: "a-name-that-is-too-long"}, "not a valid interface name"},
 		{networking.Config{RouteProtocol: 300}, "route protocol"},
-		{networking.Config{PluginDirs: []string{t.TempDir()}}, "the CNI plugins bridge, host-local, portmap, loopback are in none of"},
+		{networking.Config{PluginDirs: []string{t.TempDir()}}, "the CNI plugins bridge, host-local, portmap are in none of"},
 	} {
 		_, err := networking.New(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
