@@ -144,6 +144,10 @@ type podRuntime struct {
 	cancel context.CancelFunc
 	closed chan struct{}
 
+	// creating has a slot for each shim group: the container being
+	// created in it (createSlot).
+	creating []chan struct{}
+
 	mu      sync.Mutex
 	running map[string]*runningContainer // by container ID: the ones whose output this process copies
 }
@@ -162,6 +166,9 @@ func newPodRuntime(cfg runtimeConfig, client *ctrd.Client, im imageEnsurer, net 
 		}
 	}
 	r := &podRuntime{cfg: cfg, client: client, images: im, net: net, running: map[string]*runningContainer{}, closed: make(chan struct{})}
+	for range shimGroups {
+		r.creating = append(r.creating, make(chan struct{}, 1))
+	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }

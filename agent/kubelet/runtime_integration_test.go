@@ -376,6 +376,20 @@ func TestPodRuntime(t *testing.T) {
 	if st2.Terminated.ExitCode != 3 || st2.Terminated.Reason != ReasonError || st2.Terminated.FinishedAt.IsZero() {
 		t.Errorf("failed container: %+v", st2.Terminated)
 	}
+	// Both containers of the pod name the same shim group.
+	for _, cid := range []string{id, id2} {
+		c, err := rt.client.LoadContainer(ctx, cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := c.Spec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := spec.Annotations[shimGroupAnnotation]; g != shimGroup(pod.UID) {
+			t.Errorf("container %s: shim group %q, want %q", cid, g, shimGroup(pod.UID))
+		}
+	}
 	log2 := containerLogPath(rt.cfg.LogDir, "default", "web", pod.UID, "fail", 0)
 	waitLog(t, log2, "stdout", "web")
 	waitLog(t, log2, "stdout", "nameserver 10.43.0.10")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"labctl/networking"
 )
@@ -335,5 +337,33 @@ func TestRunSandboxPodNetwork(t *testing.T) {
 	}
 	if _, err := os.Stat(sb.Dir); !errors.Is(err, os.ErrNotExist) || net.calls[len(net.calls)-1] != "RemoveNetNS u-pod" {
 		t.Errorf("after a failure: %v, calls %v", err, net.calls)
+	}
+}
+
+func TestShimGroup(t *testing.T) {
+	groups := map[string]int{}
+	for i := range 200 {
+		uid := types.UID(fmt.Sprintf("0b7c3a52-%04d-4c6e-9f1e-2d5b8a6c7e%02d", i, i%100))
+		g := shimGroup(uid)
+		if g != shimGroup(uid) {
+			t.Fatalf("shimGroup(%s) is not stable", uid)
+		}
+		groups[g]++
+	}
+	// 200 pods spread over every group, and over no more.
+	if len(groups) != int(shimGroups) {
+		t.Errorf("200 pods in %d shim groups, want %d: %v", len(groups), shimGroups, groups)
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("failed to create shim task: ttrpc: closed: unknown"), true},
+		{errors.New("read unix @->/run/containerd/s/1: read: connection reset by peer"), true},
+		{errors.New("OCI runtime create failed: exec: \"nope\": executable file not found in $PATH"), false},
+	} {
+		if got := shimWentAway(tc.err); got != tc.want {
+			t.Errorf("shimWentAway(%q) = %v", tc.err, got)
+		}
 	}
 }
