@@ -139,7 +139,8 @@ const (
 	// containerdConfigMarker starts the config.toml agent/containerd
 	// writes: a containerd whose config starts so is labctl's.
 	containerdConfigMarker = "# Written by labctl"
-	// shimBinary is the runc shim containerd starts for each container.
+	// shimBinary is the runc shim containerd starts for the containers (a
+	// few that the node's pods share: agent/kubelet/container.go).
 	shimBinary = "containerd-shim-runc-v2"
 	// systemdRunDir exists when systemd is the init system.
 	systemdRunDir = "/run/systemd/system"
