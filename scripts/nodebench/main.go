@@ -1292,7 +1292,7 @@ func memory(np nodeProcs) (memSample, error) {
 	for _, pm := range []procMem{m.Labctl, m.Containerd, m.Shims, m.Other} {
 		m.Total.add(pm)
 	}
-	m.Pods = m.Shims.Count
+	m.Pods = m.Containers.Count // one container a pod; the pods share a few shims
 	if len(g.containerd) == 0 {
 		return m, errors.New("found no containerd under labctl")
 	}
@@ -1374,7 +1374,7 @@ func cpuShare(ctx context.Context, np nodeProcs, window time.Duration) (cpuSampl
 	if _, ok := after[server]; !ok {
 		return cpuSample{}, errors.New("labctl server ended")
 	}
-	return cpuSample{Window: secs, Pods: len(g.shims),
+	return cpuSample{Window: secs, Pods: len(g.containers),
 		Labctl: share(delta(g.labctl, false)), LabctlChildren: share(delta(g.labctl, true)),
 		Containerd: share(delta(g.containerd, false)), ContainerdChildren: share(delta(g.containerd, true)),
 		Shims: share(delta(g.shims, false) + delta(g.shims, true)), MachineBusy: machine}, nil
