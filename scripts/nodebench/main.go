@@ -340,6 +340,7 @@ type memSample struct {
 type cpuSample struct {
 	Window             float64 `json:"window_s"`
 	Pods               int     `json:"pods"`
+	ShimCount          int     `json:"shims"`
 	Labctl             float64 `json:"labctl_pct"`
 	LabctlChildren     float64 `json:"labctl_children_pct"`
 	Containerd         float64 `json:"containerd_pct"`
@@ -1374,7 +1375,7 @@ func cpuShare(ctx context.Context, np nodeProcs, window time.Duration) (cpuSampl
 	if _, ok := after[server]; !ok {
 		return cpuSample{}, errors.New("labctl server ended")
 	}
-	return cpuSample{Window: secs, Pods: len(g.containers),
+	return cpuSample{Window: secs, Pods: len(g.containers), ShimCount: len(g.shims),
 		Labctl: share(delta(g.labctl, false)), LabctlChildren: share(delta(g.labctl, true)),
 		Containerd: share(delta(g.containerd, false)), ContainerdChildren: share(delta(g.containerd, true)),
 		Shims: share(delta(g.shims, false) + delta(g.shims, true)), MachineBusy: machine}, nil
@@ -1625,7 +1626,7 @@ func (r *report) printNode(out io.Writer) {
 		row("  labctl (+ waited-for children)", fmt.Sprintf("%.2f%% (+%.2f%%)", c.Labctl, c.LabctlChildren), "", "")
 		row("  labctl's containerd (+ children)", fmt.Sprintf("%.2f%% (+%.2f%%)", c.Containerd, c.ContainerdChildren), "", "")
 		if c.Pods > 0 {
-			row(fmt.Sprintf("  shims (%d)", c.Pods), fmt.Sprintf("%.2f%%", c.Shims), "", "")
+			row(fmt.Sprintf("  shims (%d)", c.ShimCount), fmt.Sprintf("%.2f%%", c.Shims), "", "")
 		}
 		row("  the machine's cores busy meanwhile", fmt.Sprintf("%.0f%% of all", c.MachineBusy), "", "")
 	}
