@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"labctl/networking"
 )
 
 // Default values for Config's zero values.
@@ -23,10 +25,10 @@ var (
 	// HTTPS port and the kubelet's port.
 	DefaultPorts = []int{6443, 10250}
 	// DefaultCNIDirs are where Debian, Ubuntu and the upstream release
-	// tarballs put the CNI plugins.
-	DefaultCNIDirs = []string{"/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"}
+	// tarballs put the CNI plugins: where the pod network looks.
+	DefaultCNIDirs = networking.DefaultPluginDirs
 	// CNIPlugins are the plugins a labctl node uses.
-	CNIPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
+	CNIPlugins = networking.Plugins
 )
 
 // Config says what machine to look at. Zero values mean the defaults.
