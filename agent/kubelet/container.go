@@ -289,7 +289,7 @@ func (r *podRuntime) createSlot(ctx context.Context, uid types.UID) (func(), err
 func shimWentAway(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "ttrpc: closed") || strings.Contains(msg, "connection reset by peer") ||
-		strings.Contains(msg, "broken pipe")
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection refused")
 }
 
 // wait waits for the container's exit and records it. When containerd

@@ -360,6 +360,7 @@ func TestShimGroup(t *testing.T) {
 	}{
 		{errors.New("failed to create shim task: ttrpc: closed: unknown"), true},
 		{errors.New("read unix @->/run/containerd/s/1: read: connection reset by peer"), true},
+		{errors.New("failed to start shim: dial unix /run/containerd/s/2: connect: connection refused: unknown"), true},
 		{errors.New("OCI runtime create failed: exec: \"nope\": executable file not found in $PATH"), false},
 	} {
 		if got := shimWentAway(tc.err); got != tc.want {
