@@ -195,8 +195,9 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	}
 	task, err := cont.NewTask(ctx, creator)
 	for try := 1; err != nil && try < 3 && shimWentAway(err); try++ {
-		// The group's shim exited between its start and this create (its
-		// last container was just deleted): a new one starts now.
+		// The group's shim exited between its start and this create,
+		// which deleteTask prevents for labctl's own deletions (not for
+		// a shim that was killed): a new one starts now.
 		r.cfg.Logger.Info("the shim went away while creating a task; trying again", "container", id, "err", err)
 		task, err = cont.NewTask(ctx, creator)
 	}
@@ -214,12 +215,12 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	rc.task = task
 	exitCh, err := task.Wait(r.ctx)
 	if err != nil {
-		task.Delete(context.WithoutCancel(ctx), ctrd.WithProcessKill)
+		r.deleteTask(context.WithoutCancel(ctx), pod.UID, task, ctrd.WithProcessKill)
 		os.RemoveAll(rc.fifoDir)
 		return "", err
 	}
 	if err := task.Start(ctx); err != nil {
-		task.Delete(context.WithoutCancel(ctx), ctrd.WithProcessKill)
+		r.deleteTask(context.WithoutCancel(ctx), pod.UID, task, ctrd.WithProcessKill)
 		os.RemoveAll(rc.fifoDir)
 		keep = r.recordStartError(ctx, cont, "failed to start containerd task: "+err.Error())
 		if keep {
@@ -264,11 +265,12 @@ func shimGroupIndex(uid types.UID) uint32 {
 	return h.Sum32() % shimGroups
 }
 
-// createSlot waits until no other container of the pod's shim group is
-// being created by this runtime and returns the function that lets the
-// next one go. The shim would make them wait anyway, holding the starts
-// of the containers it has created behind every create queued before
-// them: with 100 pods at once, no pod ran before all were created.
+// createSlot waits until no other task of the pod's shim group is being
+// created or deleted by this runtime and returns the function that lets
+// the next one go. The shim would make creates wait anyway, holding the
+// starts of the containers it has created behind every create queued
+// before them: with 100 pods at once, no pod ran before all were
+// created. Deletes take the slot too (deleteTask).
 func (r *podRuntime) createSlot(ctx context.Context, uid types.UID) (func(), error) {
 	if r.creating == nil {
 		return func() {}, nil
@@ -282,10 +284,31 @@ func (r *podRuntime) createSlot(ctx context.Context, uid types.UID) (func(), err
 	}
 }
 
+// deleteTask deletes a container's task in its shim group's slot
+// (createSlot): deleting a group's last task ends the group's shim, which
+// must not happen while a create in the group has found that shim
+// running and is about to use it.
+func (r *podRuntime) deleteTask(ctx context.Context, uid types.UID, task ctrd.Task, opts ...ctrd.ProcessDeleteOpts) (*ctrd.ExitStatus, error) {
+	release, err := r.createSlot(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return task.Delete(ctx, opts...)
+}
+
+// podUIDOf reads the pod UID label of a container ("" when it cannot).
+func podUIDOf(ctx context.Context, cont ctrd.Container) types.UID {
+	labels, err := cont.Labels(ctx)
+	if err != nil {
+		return ""
+	}
+	return types.UID(labels[labelPodUID])
+}
+
 // shimWentAway tells whether a task's creation failed because its shim
-// exited meanwhile: a group's shim exits when its last container is
-// deleted, which can fall between the start that found the running shim
-// and the create that would have kept it.
+// exited meanwhile: between containerd's start of the shim, which found
+// the group's shim running, and the create that would have kept it.
 func shimWentAway(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "ttrpc: closed") || strings.Contains(msg, "connection reset by peer") ||
@@ -352,7 +375,7 @@ func (r *podRuntime) recordStartError(ctx context.Context, cont ctrd.Container, 
 func (r *podRuntime) finish(ctx context.Context, cont ctrd.Container, rc *runningContainer, st *ctrd.ExitStatus) {
 	if st != nil {
 		r.recordExit(ctx, cont, *st)
-		if _, err := rc.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := r.deleteTask(ctx, rc.podUID, rc.task); err != nil && !errdefs.IsNotFound(err) {
 			r.cfg.Logger.Warn("cannot delete a task", "container", cont.ID(), "err", err)
 		}
 	} else if rc.task.IO() != nil {
@@ -453,7 +476,7 @@ func (r *podRuntime) stop(ctx context.Context, cont ctrd.Container, grace time.D
 		case <-done:
 		case st := <-exitCh:
 			r.recordExit(context.WithoutCancel(ctx), cont, st)
-			if _, err := task.Delete(context.WithoutCancel(ctx)); err != nil && !errdefs.IsNotFound(err) {
+			if _, err := r.deleteTask(context.WithoutCancel(ctx), podUIDOf(ctx, cont), task); err != nil && !errdefs.IsNotFound(err) {
 				r.cfg.Logger.Warn("cannot delete a task", "container", id, "err", err)
 			}
 		case <-timer.C:

@@ -144,8 +144,8 @@ type podRuntime struct {
 	cancel context.CancelFunc
 	closed chan struct{}
 
-	// creating has a slot for each shim group: the container being
-	// created in it (createSlot).
+	// creating has a slot for each shim group: the task being created
+	// or deleted in it (createSlot, deleteTask).
 	creating []chan struct{}
 
 	mu      sync.Mutex

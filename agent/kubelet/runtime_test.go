@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	ctrd "github.com/containerd/containerd"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -367,4 +368,50 @@ func TestShimGroup(t *testing.T) {
 			t.Errorf("shimWentAway(%q) = %v", tc.err, got)
 		}
 	}
+}
+
+// deleteRecorder is a task whose Delete reports on a channel.
+type deleteRecorder struct {
+	ctrd.Task
+	deleted chan struct{}
+}
+
+func (d deleteRecorder) Delete(context.Context, ...ctrd.ProcessDeleteOpts) (*ctrd.ExitStatus, error) {
+	close(d.deleted)
+	return nil, nil
+}
+
+// A task's deletion waits for a create in the same shim group, whose shim
+// it could end.
+func TestDeleteTaskWaitsForCreate(t *testing.T) {
+	r := &podRuntime{}
+	for range shimGroups {
+		r.creating = append(r.creating, make(chan struct{}, 1))
+	}
+	uid := types.UID("3f0d6a1e-7c55-4b1e-9d0a-0c8e5b2f6a71")
+	release, err := r.createSlot(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := deleteRecorder{deleted: make(chan struct{})}
+	go r.deleteTask(context.Background(), uid, task)
+	select {
+	case <-task.deleted:
+		t.Fatal("the task was deleted while a create held its group's slot")
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	select {
+	case <-task.deleted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task was not deleted once the create was done")
+	}
+	// A create given up (its context ended) does not take the slot.
+	release, _ = r.createSlot(context.Background(), uid)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.createSlot(ctx, uid); !errors.Is(err, context.Canceled) {
+		t.Errorf("createSlot with its context ended: %v", err)
+	}
+	release()
 }
