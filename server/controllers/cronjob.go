@@ -103,10 +103,7 @@ func newCronJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, rec
 		DeleteFunc: enqueue,
 	})
 	owner := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		j, ok := obj.(*batchv1.Job)
+		j, ok := deletedObject[*batchv1.Job](obj)
 		if !ok {
 			return
 		}

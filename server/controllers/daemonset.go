@@ -93,10 +93,7 @@ func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 		}
 	}
 	owner := func(obj any) (string, bool) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if p, ok := obj.(*corev1.Pod); ok {
+		if p, ok := deletedObject[*corev1.Pod](obj); ok {
 			if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == daemonSetKind.Kind {
 				key := p.Namespace + "/" + ref.Name
 				c.queue.Add(key)

@@ -94,10 +94,7 @@ func newDisruption(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 	}
 	pdbInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
 	onPod := func(obj any, checkStale bool) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		pod, ok := obj.(*corev1.Pod)
+		pod, ok := deletedObject[*corev1.Pod](obj)
 		if !ok {
 			return
 		}

@@ -60,10 +60,7 @@ func newEndpoints(cs kubernetes.Interface, f informers.SharedInformerFactory, lo
 	}
 	svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
 	podChanged := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		pod, ok := obj.(*corev1.Pod)
+		pod, ok := deletedObject[*corev1.Pod](obj)
 		if !ok {
 			return
 		}

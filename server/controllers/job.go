@@ -138,10 +138,7 @@ func newJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorde
 		},
 		DeleteFunc: func(obj any) {
 			c.enqueue(obj, 0)
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if j, ok := obj.(*batchv1.Job); ok {
+			if j, ok := deletedObject[*batchv1.Job](obj); ok {
 				c.releaseFinalizers(j)
 			}
 		},
@@ -150,10 +147,7 @@ func newJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorde
 		AddFunc:    c.addPod,
 		UpdateFunc: c.updatePod,
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if pod, ok := obj.(*corev1.Pod); ok {
+			if pod, ok := deletedObject[*corev1.Pod](obj); ok {
 				c.podGone(pod, true)
 			}
 		},

@@ -66,10 +66,7 @@ func (p *perNamespace) enqueueNamespace(obj any) {
 // changes or is deleted.
 func (p *perNamespace) watchKept(inf cache.SharedIndexInformer, name string) {
 	enqueue := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if m, ok := obj.(metav1.Object); ok && m.GetName() == name {
+		if m, ok := deletedObject[metav1.Object](obj); ok && m.GetName() == name {
 			p.queue.Add(m.GetNamespace())
 		}
 	}

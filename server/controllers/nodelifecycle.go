@@ -184,10 +184,7 @@ func newNodeLifecycle(cs kubernetes.Interface, f informers.SharedInformerFactory
 		AddFunc:    func(obj any) { c.nodeQueue.Add(obj.(*corev1.Node).Name) },
 		UpdateFunc: func(_, obj any) { c.nodeQueue.Add(obj.(*corev1.Node).Name) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if n, ok := obj.(*corev1.Node); ok {
+			if n, ok := deletedObject[*corev1.Node](obj); ok {
 				c.nodesToRetry.Delete(n.Name)
 			}
 		},
@@ -1080,10 +1077,7 @@ func newTaintEviction(cs kubernetes.Interface, f informers.SharedInformerFactory
 		AddFunc:    func(obj any) { c.podUpdated(nil, obj.(*corev1.Pod)) },
 		UpdateFunc: func(old, obj any) { c.podUpdated(old.(*corev1.Pod), obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if p, ok := obj.(*corev1.Pod); ok {
+			if p, ok := deletedObject[*corev1.Pod](obj); ok {
 				c.podUpdated(p, nil)
 			}
 		},
@@ -1092,10 +1086,7 @@ func newTaintEviction(cs kubernetes.Interface, f informers.SharedInformerFactory
 		AddFunc:    func(obj any) { c.nodeUpdated(nil, obj.(*corev1.Node)) },
 		UpdateFunc: func(old, obj any) { c.nodeUpdated(old.(*corev1.Node), obj.(*corev1.Node)) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if n, ok := obj.(*corev1.Node); ok {
+			if n, ok := deletedObject[*corev1.Node](obj); ok {
 				c.nodeUpdated(n, nil)
 			}
 		},

@@ -123,10 +123,7 @@ func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFac
 		AddFunc:    func(obj any) { c.claimChanged(obj.(*corev1.PersistentVolumeClaim)) },
 		UpdateFunc: func(_, obj any) { c.claimChanged(obj.(*corev1.PersistentVolumeClaim)) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			pvc, ok := obj.(*corev1.PersistentVolumeClaim)
+			pvc, ok := deletedObject[*corev1.PersistentVolumeClaim](obj)
 			if !ok {
 				return
 			}
@@ -149,10 +146,7 @@ func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFac
 		AddFunc:    func(obj any) { availableChanged(obj.(*corev1.PersistentVolume)) },
 		UpdateFunc: func(_, obj any) { availableChanged(obj.(*corev1.PersistentVolume)) },
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			pv, ok := obj.(*corev1.PersistentVolume)
+			pv, ok := deletedObject[*corev1.PersistentVolume](obj)
 			if !ok {
 				return
 			}
@@ -259,10 +253,7 @@ func (c *persistentVolumes) resync() {
 // persistentVolumeClaim volumes and its ephemeral volumes' claims
 // (<pod>-<volume>).
 func podClaimKeys(obj any) ([]string, error) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	pod, ok := obj.(*corev1.Pod)
+	pod, ok := deletedObject[*corev1.Pod](obj)
 	if !ok {
 		return nil, nil
 	}

@@ -120,10 +120,7 @@ func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 			c.enqueuePod(obj.(*corev1.Pod))
 		},
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			pod, ok := obj.(*corev1.Pod)
+			pod, ok := deletedObject[*corev1.Pod](obj)
 			if !ok {
 				return
 			}

@@ -140,10 +140,7 @@ func (c *resourceQuotas) replenish(ns string) {
 }
 
 func namespaceOf(obj any) string {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if m, ok := obj.(metav1.Object); ok {
+	if m, ok := deletedObject[metav1.Object](obj); ok {
 		return m.GetNamespace()
 	}
 	return ""

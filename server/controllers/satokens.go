@@ -86,10 +86,7 @@ func newServiceAccountTokens(cs kubernetes.Interface, f informers.SharedInformer
 	})
 	saInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if sa, ok := obj.(*corev1.ServiceAccount); ok {
+			if sa, ok := deletedObject[*corev1.ServiceAccount](obj); ok {
 				c.queue.Add(tokensKey{namespace: sa.Namespace, name: sa.Name, uid: sa.UID})
 			}
 		},

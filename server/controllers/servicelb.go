@@ -52,10 +52,7 @@ func newServiceLB(cs kubernetes.Interface, f informers.SharedInformerFactory, re
 		recorder: recorder, log: log.With("controller", "service-lb"),
 	}
 	svcInf.Informer().AddEventHandler(onAll(func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if svc, ok := obj.(*corev1.Service); ok && (svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0) {
+		if svc, ok := deletedObject[*corev1.Service](obj); ok && (svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0) {
 			c.queue.Add(svc.Namespace + "/" + svc.Name)
 		}
 	}))

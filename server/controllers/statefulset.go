@@ -95,10 +95,7 @@ func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory,
 	}
 	setInf.Informer().AddEventHandler(onAll(enqueue))
 	pod := func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		if p, ok := obj.(*corev1.Pod); ok {
+		if p, ok := deletedObject[*corev1.Pod](obj); ok {
 			c.enqueuePod(p)
 		}
 	}

@@ -67,15 +67,24 @@ func onAll(fn func(obj any)) cache.ResourceEventHandlerFuncs {
 	return cache.ResourceEventHandlerFuncs{AddFunc: fn, UpdateFunc: func(_, obj any) { fn(obj) }, DeleteFunc: fn}
 }
 
+// deletedObject is an event handler's object as a T, out of the
+// tombstone (cache.DeletedFinalStateUnknown) an informer hands to delete
+// handlers when it missed the deletion itself; ok is false for anything
+// else.
+func deletedObject[T any](obj any) (T, bool) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
+
 // enqueueController returns an event handler that queues the key
 // (namespace/name) of the object's controller when it is of kind: how a
 // workload controller hears of what it owns changing.
 func enqueueController(queue workqueue.TypedInterface[string], kind string) func(obj any) {
 	return func(obj any) {
-		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = d.Obj
-		}
-		m, ok := obj.(metav1.Object)
+		m, ok := deletedObject[metav1.Object](obj)
 		if !ok {
 			return
 		}
