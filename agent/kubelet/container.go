@@ -265,6 +265,15 @@ func shimGroupIndex(uid types.UID) uint32 {
 	return h.Sum32() % shimGroups
 }
 
+// newShimSlots makes podRuntime.creating: a slot for each shim group.
+func newShimSlots() []chan struct{} {
+	slots := make([]chan struct{}, shimGroups)
+	for i := range slots {
+		slots[i] = make(chan struct{}, 1)
+	}
+	return slots
+}
+
 // createSlot waits until no other task of the pod's shim group is being
 // created or deleted by this runtime and returns the function that lets
 // the next one go. The shim would make creates wait anyway, holding the
@@ -295,15 +304,6 @@ func (r *podRuntime) deleteTask(ctx context.Context, uid types.UID, task ctrd.Ta
 	}
 	defer release()
 	return task.Delete(ctx, opts...)
-}
-
-// podUIDOf reads the pod UID label of a container ("" when it cannot).
-func podUIDOf(ctx context.Context, cont ctrd.Container) types.UID {
-	labels, err := cont.Labels(ctx)
-	if err != nil {
-		return ""
-	}
-	return types.UID(labels[labelPodUID])
 }
 
 // shimWentAway tells whether a task's creation failed because its shim
@@ -468,6 +468,9 @@ func (r *podRuntime) stop(ctx context.Context, cont ctrd.Container, grace time.D
 			return err
 		}
 	}
+	// The labels give the pod (whose shim group the task's deletion
+	// waits for) and the image's stop signal; nil if they cannot be read.
+	labels, _ := cont.Labels(ctx)
 	// wait waits at most d for the exit (and its recording, for ours).
 	wait := func(d time.Duration) bool {
 		timer := time.NewTimer(d)
@@ -476,7 +479,7 @@ func (r *podRuntime) stop(ctx context.Context, cont ctrd.Container, grace time.D
 		case <-done:
 		case st := <-exitCh:
 			r.recordExit(context.WithoutCancel(ctx), cont, st)
-			if _, err := r.deleteTask(context.WithoutCancel(ctx), podUIDOf(ctx, cont), task); err != nil && !errdefs.IsNotFound(err) {
+			if _, err := r.deleteTask(context.WithoutCancel(ctx), types.UID(labels[labelPodUID]), task); err != nil && !errdefs.IsNotFound(err) {
 				r.cfg.Logger.Warn("cannot delete a task", "container", id, "err", err)
 			}
 		case <-timer.C:
@@ -488,7 +491,7 @@ func (r *podRuntime) stop(ctx context.Context, cont ctrd.Container, grace time.D
 	}
 
 	sig := syscall.SIGTERM
-	if labels, err := cont.Labels(ctx); err == nil && labels[labelStopSignal] != "" {
+	if labels[labelStopSignal] != "" {
 		if s, err := signal.ParseSignal(labels[labelStopSignal]); err == nil {
 			sig = s
 		}

@@ -166,9 +166,7 @@ func newPodRuntime(cfg runtimeConfig, client *ctrd.Client, im imageEnsurer, net 
 		}
 	}
 	r := &podRuntime{cfg: cfg, client: client, images: im, net: net, running: map[string]*runningContainer{}, closed: make(chan struct{})}
-	for range shimGroups {
-		r.creating = append(r.creating, make(chan struct{}, 1))
-	}
+	r.creating = newShimSlots()
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }

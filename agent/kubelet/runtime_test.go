@@ -384,10 +384,7 @@ func (d deleteRecorder) Delete(context.Context, ...ctrd.ProcessDeleteOpts) (*ctr
 // A task's deletion waits for a create in the same shim group, whose shim
 // it could end.
 func TestDeleteTaskWaitsForCreate(t *testing.T) {
-	r := &podRuntime{}
-	for range shimGroups {
-		r.creating = append(r.creating, make(chan struct{}, 1))
-	}
+	r := &podRuntime{creating: newShimSlots()}
 	uid := types.UID("3f0d6a1e-7c55-4b1e-9d0a-0c8e5b2f6a71")
 	release, err := r.createSlot(context.Background(), uid)
 	if err != nil {
