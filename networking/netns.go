@@ -93,23 +93,30 @@ func createNetNS(path string) error {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		mountErr := loopbackUp()
-		if mountErr == nil {
-			if mountErr = unix.Mount(src, path, "none", unix.MS_BIND, ""); mountErr != nil {
-				mountErr = fmt.Errorf("bind mount: %w", mountErr)
-			}
-		}
+		setUpErr := setUpNetNS(path)
 		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(mountErr, fmt.Errorf("returning to the original network namespace: %w", err))
+			errc <- errors.Join(setUpErr, fmt.Errorf("returning to the original network namespace: %w", err))
 			return // the thread stays locked and is thrown away
 		}
 		runtime.UnlockOSThread()
-		errc <- mountErr
+		errc <- setUpErr
 	}()
 	if err := <-errc; err != nil {
 		_ = RemoveNetNS(path)
 		return err
+	}
+	return nil
+}
+
+// setUpNetNS sets lo up in the calling thread's (new) network namespace
+// and bind-mounts the namespace at path.
+func setUpNetNS(path string) error {
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount: %w", err)
 	}
 	return nil
 }
