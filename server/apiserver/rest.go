@@ -80,6 +80,11 @@ func (c *call) list() error {
 	if err != nil {
 		return err
 	}
+	if c.rawListable(sopts) {
+		if done, err := c.writeProtobufList(sopts); done || err != nil {
+			return err
+		}
+	}
 	list, err := c.res.store.List(c.ctx, sopts)
 	if err != nil {
 		return err
@@ -747,6 +752,11 @@ func (c *call) deleteCollection() error {
 	_, sopts, err := c.listOptions()
 	if err != nil {
 		return err
+	}
+	if c.rawListable(sopts) {
+		if done, err := c.writeProtobufList(sopts); done || err != nil {
+			return err
+		}
 	}
 	list, err := c.res.store.List(c.ctx, sopts)
 	if err != nil {

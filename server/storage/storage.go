@@ -171,81 +171,21 @@ func decodeContinue(s string) (continueToken, error) {
 // List reads the objects that match opts, in key order.
 func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, error) {
 	list := s.cfg.NewListFunc()
-	prefix := s.listPrefix(opts.Namespace)
-	rv, err := parseRV(opts.ResourceVersion)
-	if err != nil {
-		return nil, err
-	}
-	var readAt int64
-	after := ""
-	switch {
-	case opts.Continue != "":
-		tok, err := decodeContinue(opts.Continue)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
-			return nil, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
-		}
-		readAt = tok.ResourceVersion
-		// The token's start key is the last key plus a NUL: continue
-		// after the last key itself.
-		after = s.prefix + strings.TrimSuffix(tok.StartKey, "\x00")
-	case opts.Match == metav1.ResourceVersionMatchExact:
-		if rv == 0 {
-			return nil, apierrors.NewBadRequest("resourceVersionMatch=Exact requires a non-zero resourceVersion")
-		}
-		readAt = rv
-	}
 	sel := newPredicate(opts.Labels, opts.Fields, s.cfg.Attrs)
 	var items []runtime.Object
-	var lastKey string
-	more := false
-	pageLimit := opts.Limit
-	if pageLimit > 0 && !sel.empty() {
-		// Selectors drop items after reading: read more per round.
-		pageLimit = max(pageLimit, 100)
-	}
-	for {
-		res, err := s.cfg.Store.List(ctx, prefix, datastore.ListOptions{Revision: readAt, Limit: pageLimit, Continue: after})
+	pg, err := s.page(ctx, opts, !sel.empty(), func(kv *datastore.KeyValue) (bool, error) {
+		obj, err := s.decode(kv.Value, kv.ModRevision)
 		if err != nil {
-			if errors.Is(err, datastore.ErrCompacted) && opts.Continue != "" {
-				return nil, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
-			}
-			return nil, s.translate(err, "")
+			return false, err
 		}
-		readAt = res.Revision
-		if rv > readAt {
-			return nil, tooLargeRV(rv, readAt)
-		}
-		for _, kv := range res.KVs {
-			obj, err := s.decode(kv.Value, kv.ModRevision)
-			if err != nil {
-				return nil, err
-			}
-			ok, err := sel.matches(obj)
-			if err != nil {
-				return nil, err
-			}
-			lastKey = kv.Key
-			if !ok {
-				continue
-			}
+		ok, err := sel.matches(obj)
+		if ok {
 			items = append(items, obj)
-			if opts.Limit > 0 && int64(len(items)) == opts.Limit {
-				break
-			}
 		}
-		after = lastKey
-		full := opts.Limit > 0 && int64(len(items)) == opts.Limit
-		if full {
-			// More only if keys remain after the last one used.
-			more = lastKey != res.KVs[len(res.KVs)-1].Key || res.More
-			break
-		}
-		if !res.More {
-			break
-		}
+		return ok, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := meta.SetList(list, items); err != nil {
 		return nil, err
@@ -254,11 +194,126 @@ func (s *Store) List(ctx context.Context, opts ListOptions) (runtime.Object, err
 	if err != nil {
 		return nil, err
 	}
-	lm.SetResourceVersion(strconv.FormatInt(readAt, 10))
-	if more {
-		lm.SetContinue(encodeContinue(readAt, strings.TrimPrefix(lastKey, s.prefix)))
-	}
+	lm.SetResourceVersion(pg.ResourceVersion)
+	lm.SetContinue(pg.Continue)
 	return list, nil
+}
+
+// RawList is a list read as the stored bytes of its objects, for a
+// response written without decoding them (the API server's protobuf
+// lists). Each item's stored bytes carry no resourceVersion: it is the
+// item's ModRevision.
+type RawList struct {
+	Items []*datastore.KeyValue
+	// ResourceVersion and Continue are the list's metadata.
+	ResourceVersion string
+	Continue        string
+}
+
+// ListRaw reads the objects that opts names, as List does, without
+// decoding them; opts can have no label or field selector, which would
+// need the objects decoded.
+func (s *Store) ListRaw(ctx context.Context, opts ListOptions) (*RawList, error) {
+	if !newPredicate(opts.Labels, opts.Fields, s.cfg.Attrs).empty() {
+		return nil, errors.New("storage: a raw list cannot apply selectors")
+	}
+	var items []*datastore.KeyValue
+	pg, err := s.page(ctx, opts, false, func(kv *datastore.KeyValue) (bool, error) {
+		items = append(items, kv)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RawList{Items: items, ResourceVersion: pg.ResourceVersion, Continue: pg.Continue}, nil
+}
+
+// listPage is what a list's metadata says of the page read.
+type listPage struct {
+	ResourceVersion string
+	Continue        string
+}
+
+// page reads the keys that opts names at one revision, in key order, and
+// hands each to keep, which tells whether the list takes it, until the
+// list has opts.Limit items or the keys run out. filtering says that keep
+// drops items (selectors), so that each read asks for more keys.
+func (s *Store) page(ctx context.Context, opts ListOptions, filtering bool, keep func(kv *datastore.KeyValue) (bool, error)) (listPage, error) {
+	prefix := s.listPrefix(opts.Namespace)
+	rv, err := parseRV(opts.ResourceVersion)
+	if err != nil {
+		return listPage{}, err
+	}
+	var readAt int64
+	after := ""
+	switch {
+	case opts.Continue != "":
+		tok, err := decodeContinue(opts.Continue)
+		if err != nil {
+			return listPage{}, apierrors.NewBadRequest(err.Error())
+		}
+		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
+			return listPage{}, apierrors.NewBadRequest("specifying resource version is not allowed when using continue")
+		}
+		readAt = tok.ResourceVersion
+		// The token's start key is the last key plus a NUL: continue
+		// after the last key itself.
+		after = s.prefix + strings.TrimSuffix(tok.StartKey, "\x00")
+	case opts.Match == metav1.ResourceVersionMatchExact:
+		if rv == 0 {
+			return listPage{}, apierrors.NewBadRequest("resourceVersionMatch=Exact requires a non-zero resourceVersion")
+		}
+		readAt = rv
+	}
+	var taken int64
+	var lastKey string
+	more := false
+	pageLimit := opts.Limit
+	if pageLimit > 0 && filtering {
+		// Selectors drop items after reading: read more per round.
+		pageLimit = max(pageLimit, 100)
+	}
+	for {
+		res, err := s.cfg.Store.List(ctx, prefix, datastore.ListOptions{Revision: readAt, Limit: pageLimit, Continue: after})
+		if err != nil {
+			if errors.Is(err, datastore.ErrCompacted) && opts.Continue != "" {
+				return listPage{}, apierrors.NewResourceExpired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+			}
+			return listPage{}, s.translate(err, "")
+		}
+		readAt = res.Revision
+		if rv > readAt {
+			return listPage{}, tooLargeRV(rv, readAt)
+		}
+		for _, kv := range res.KVs {
+			ok, err := keep(kv)
+			if err != nil {
+				return listPage{}, err
+			}
+			lastKey = kv.Key
+			if !ok {
+				continue
+			}
+			taken++
+			if opts.Limit > 0 && taken == opts.Limit {
+				break
+			}
+		}
+		after = lastKey
+		if opts.Limit > 0 && taken == opts.Limit {
+			// More only if keys remain after the last one used.
+			more = lastKey != res.KVs[len(res.KVs)-1].Key || res.More
+			break
+		}
+		if !res.More {
+			break
+		}
+	}
+	pg := listPage{ResourceVersion: strconv.FormatInt(readAt, 10)}
+	if more {
+		pg.Continue = encodeContinue(readAt, strings.TrimPrefix(lastKey, s.prefix))
+	}
+	return pg, nil
 }
 
 // Create stores a new object, whose metadata the caller has filled. It
