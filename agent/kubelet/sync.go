@@ -238,6 +238,11 @@ func (k *Kubelet) syncRunning(ctx context.Context, pod *corev1.Pod, rec *podReco
 			}
 		}
 		k.cfg.probes.Sync(pod, sb.IP, running)
+		// The verdicts read above came before the probe manager knew a
+		// container just started: read them again, so that a container
+		// without probes is started and ready in this status already,
+		// not in a second write.
+		k.applyProbeVerdicts(pod, states)
 	}
 	k.postStatus(ctx, pod, rec, sb, states)
 	for _, w := range rec.waiting {
@@ -543,13 +548,27 @@ func (k *Kubelet) containerStates(ctx context.Context, pod *corev1.Pod) (map[str
 				st.LastTerminated = prev.Terminated
 			}
 		}
-		if st.Running != nil && k.cfg.probes != nil {
-			st.Started = k.cfg.probes.Started(pod.UID, name, st.ID)
-			st.Ready = st.Started && k.cfg.probes.Ready(pod.UID, name, st.ID)
-		}
 		out[name] = st
 	}
+	k.applyProbeVerdicts(pod, out)
 	return out, nil
+}
+
+// applyProbeVerdicts sets whether each running container has started and
+// is ready, by its probes' verdicts (both true for a container without
+// probes once the probe manager knows its pod).
+func (k *Kubelet) applyProbeVerdicts(pod *corev1.Pod, states map[string]containerState) {
+	if k.cfg.probes == nil {
+		return
+	}
+	for name, st := range states {
+		if st.Running == nil {
+			continue
+		}
+		st.Started = k.cfg.probes.Started(pod.UID, name, st.ID)
+		st.Ready = st.Started && k.cfg.probes.Ready(pod.UID, name, st.ID)
+		states[name] = st
+	}
 }
 
 // podContainers are the pod's containers in containerd by name, each
