@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -64,7 +63,7 @@ type cronJobs struct {
 	wake      *wakeups
 }
 
-func newCronJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger,
+func newCronJobs(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger,
 	clk clock.WithTickerAndDelayedExecution) controller {
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -83,7 +82,7 @@ func newCronJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, rec
 			c.queue.Add(key)
 		}
 	}
-	cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(cjInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*batchv1.CronJob), obj.(*batchv1.CronJob)
@@ -113,7 +112,7 @@ func newCronJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, rec
 			}
 		}
 	}
-	jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(jobInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: owner,
 		UpdateFunc: func(old, obj any) {
 			if old.(*batchv1.Job).ResourceVersion == obj.(*batchv1.Job).ResourceVersion {

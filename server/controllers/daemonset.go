@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -69,7 +68,7 @@ type daemonSets struct {
 	expect   *expectations
 }
 
-func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newDaemonSets(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	dsInf, podInf, nodeInf := f.Apps().V1().DaemonSets(), f.Core().V1().Pods(), f.Core().V1().Nodes()
 	revInf := f.Apps().V1().ControllerRevisions()
 	c := &daemonSets{
@@ -102,8 +101,8 @@ func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 		}
 		return "", false
 	}
-	dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(dsInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) {
 			if key, ok := owner(o); ok {
 				c.expect.observed(key, 1, 0)
@@ -122,8 +121,8 @@ func newDaemonSets(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 			}
 		},
 	})
-	nodeInf.Informer().AddEventHandler(onAll(all))
-	revInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, daemonSetKind.Kind)))
+	f.addEventHandler(nodeInf.Informer(), onAll(all))
+	f.addEventHandler(revInf.Informer(), onAll(enqueueController(c.queue, daemonSetKind.Kind)))
 	return c
 }
 

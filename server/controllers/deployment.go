@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
@@ -56,7 +55,7 @@ type deployments struct {
 	now      func() time.Time
 }
 
-func newDeployments(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newDeployments(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	dInf := f.Apps().V1().Deployments()
 	rsInf := f.Apps().V1().ReplicaSets()
 	c := &deployments{
@@ -71,8 +70,8 @@ func newDeployments(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 			c.queue.Add(key)
 		}
 	}
-	dInf.Informer().AddEventHandler(onAll(enqueue))
-	rsInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, deploymentKind.Kind)))
+	f.addEventHandler(dInf.Informer(), onAll(enqueue))
+	f.addEventHandler(rsInf.Informer(), onAll(enqueueController(c.queue, deploymentKind.Kind)))
 	return c
 }
 

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -73,7 +72,7 @@ type disruption struct {
 	now      func() time.Time
 }
 
-func newDisruption(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newDisruption(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	podInf, pdbInf := f.Core().V1().Pods(), f.Policy().V1().PodDisruptionBudgets()
 	rcInf, rsInf, dInf, ssInf := f.Core().V1().ReplicationControllers(), f.Apps().V1().ReplicaSets(), f.Apps().V1().Deployments(), f.Apps().V1().StatefulSets()
 	c := &disruption{
@@ -92,7 +91,7 @@ func newDisruption(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 			c.queue.Add(key)
 		}
 	}
-	pdbInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	f.addEventHandler(pdbInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
 	onPod := func(obj any, checkStale bool) {
 		pod, ok := deletedObject[*corev1.Pod](obj)
 		if !ok {
@@ -107,7 +106,7 @@ func newDisruption(cs kubernetes.Interface, f informers.SharedInformerFactory, r
 			}
 		}
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { onPod(o, true) },
 		UpdateFunc: func(_, o any) { onPod(o, true) },
 		DeleteFunc: func(o any) { onPod(o, false) },

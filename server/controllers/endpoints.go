@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
@@ -43,7 +42,7 @@ type endpoints struct {
 	log      *slog.Logger
 }
 
-func newEndpoints(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) controller {
+func newEndpoints(cs kubernetes.Interface, f informerSet, log *slog.Logger) controller {
 	svcInf, podInf := f.Core().V1().Services(), f.Core().V1().Pods()
 	epInf, sliceInf := f.Core().V1().Endpoints(), f.Discovery().V1().EndpointSlices()
 	c := &endpoints{
@@ -58,7 +57,7 @@ func newEndpoints(cs kubernetes.Interface, f informers.SharedInformerFactory, lo
 			c.queue.Add(key)
 		}
 	}
-	svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
+	f.addEventHandler(svcInf.Informer(), cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue})
 	podChanged := func(obj any) {
 		pod, ok := deletedObject[*corev1.Pod](obj)
 		if !ok {
@@ -71,7 +70,7 @@ func newEndpoints(cs kubernetes.Interface, f informers.SharedInformerFactory, lo
 			}
 		}
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: podChanged, DeleteFunc: podChanged,
 		UpdateFunc: func(old, obj any) { podChanged(old); podChanged(obj) },
 	})

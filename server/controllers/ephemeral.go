@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -34,7 +33,7 @@ type ephemeralVolumes struct {
 	log      *slog.Logger
 }
 
-func newEphemeralVolumes(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newEphemeralVolumes(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	podInf, pvcInf := f.Core().V1().Pods(), f.Core().V1().PersistentVolumeClaims()
 	c := &ephemeralVolumes{
 		cs: cs, pods: podInf.Lister(), claims: pvcInf.Lister(), recorder: recorder,
@@ -48,7 +47,7 @@ func newEphemeralVolumes(cs kubernetes.Interface, f informers.SharedInformerFact
 			c.queue.Add(pod.Namespace + "/" + pod.Name)
 		}
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 	})

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -70,7 +69,7 @@ type gcItem struct {
 	key string
 }
 
-func newGarbageCollector(dyn dynamic.Interface, f informers.SharedInformerFactory, log *slog.Logger) (controller, error) {
+func newGarbageCollector(dyn dynamic.Interface, f informerSet, log *slog.Logger) (controller, error) {
 	gc := &garbageCollector{
 		dyn:       dyn,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{},
@@ -89,7 +88,7 @@ func newGarbageCollector(dyn dynamic.Interface, f informers.SharedInformerFactor
 			return nil, fmt.Errorf("garbage collector: %w", err)
 		}
 		gvr := k.gvr
-		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		f.addEventHandler(inf, cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { gc.enqueueIfOwned(gvr, obj) },
 			UpdateFunc: func(_, obj any) { gc.enqueueIfOwned(gvr, obj) },
 			DeleteFunc: gc.enqueueDependents,

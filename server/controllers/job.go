@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -98,7 +97,7 @@ type jobs struct {
 	batch                   time.Duration
 }
 
-func newJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger,
+func newJobs(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger,
 	clk clock.WithTickerAndDelayedExecution, backoff, maxBackoff time.Duration) controller {
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -122,7 +121,7 @@ func newJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorde
 		backoffBase: backoff, backoffMax: maxBackoff, batch: jobSyncBatch,
 	}
 	c.wake = newWakeups(clk, c.queue.Add)
-	jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(jobInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.enqueue(obj, 0) },
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*batchv1.Job), obj.(*batchv1.Job)
@@ -143,7 +142,7 @@ func newJobs(cs kubernetes.Interface, f informers.SharedInformerFactory, recorde
 			}
 		},
 	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.addPod,
 		UpdateFunc: c.updatePod,
 		DeleteFunc: func(obj any) {

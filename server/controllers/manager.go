@@ -71,8 +71,8 @@ type Config struct {
 	ClusterCIDR netip.Prefix
 }
 
-// controller is one loop: it registers its event handlers on the
-// informers, then runs until ctx ends.
+// controller is one loop: its constructor adds its event handlers to the
+// informers (informerSet.addEventHandler), then it runs until ctx ends.
 type controller interface {
 	name() string
 	run(ctx context.Context)
@@ -150,7 +150,7 @@ func schedulerClient(cfg *rest.Config, cs kubernetes.Interface) kubernetes.Inter
 // runAll starts the informers and every controller, and waits for them.
 func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, cfg Config) {
 	cfg.Logger.Info("controllers starting", "identity", cfg.Identity)
-	f := informers.NewSharedInformerFactory(cs, 0)
+	f := informerSet{informers.NewSharedInformerFactory(cs, 0), &eventHandlers{}}
 	events := record.NewBroadcaster(record.WithContext(ctx))
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	defer events.Shutdown()
@@ -179,7 +179,7 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 		newResourceQuotas(cs, dyn, f, cfg.Logger),
 		newNodeIPAM(cs, f, recorder("cidrAllocator"), cfg),
 		// The scheduler runs under the controller manager's Lease for now.
-		schedulerLoop{scheduler.New(schedulerClient(cfg.REST, cs), f, recorder(scheduler.Name), cfg.Logger)},
+		schedulerLoop{scheduler.New(schedulerClient(cfg.REST, cs), f, f.addEventHandler, recorder(scheduler.Name), cfg.Logger)},
 	}
 	if gc, err := newGarbageCollector(dyn, f, cfg.Logger); err != nil {
 		cfg.Logger.Error("the garbage collector cannot start", "err", err)
@@ -188,6 +188,10 @@ func runAll(ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface,
 	}
 	if len(cfg.RootCA) > 0 {
 		ctrls = append(ctrls, newRootCA(cs, f, cfg.RootCA, cfg.Logger))
+	}
+	// Every handler is added by now: one per informer goes to client-go.
+	if err := f.handlers.register(); err != nil {
+		cfg.Logger.Error("the controllers' event handlers cannot be registered", "err", err)
 	}
 	f.Start(ctx.Done())
 	var wg sync.WaitGroup

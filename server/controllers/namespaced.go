@@ -25,6 +25,7 @@ type perNamespace struct {
 	ctrlName   string
 	log        *slog.Logger
 	namespaces cache.SharedIndexInformer
+	handlers   *eventHandlers // the manager's, for watchKept
 	queue      workqueue.TypedRateLimitingInterface[string]
 	synced     []cache.InformerSynced
 	sync       func(ctx context.Context, ns *corev1.Namespace) error
@@ -40,15 +41,16 @@ func keptFactory(cs kubernetes.Interface, name string) informers.SharedInformerF
 	}))
 }
 
-func newPerNamespace(name string, f informers.SharedInformerFactory, log *slog.Logger) *perNamespace {
+func newPerNamespace(name string, f informerSet, log *slog.Logger) *perNamespace {
 	p := &perNamespace{
 		ctrlName:   name,
 		log:        log.With("controller", name),
 		namespaces: f.Core().V1().Namespaces().Informer(),
+		handlers:   f.handlers,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: name}),
 	}
-	p.namespaces.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(p.namespaces, cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.enqueueNamespace(obj) },
 		UpdateFunc: func(_, obj any) { p.enqueueNamespace(obj) },
 	})
@@ -63,14 +65,15 @@ func (p *perNamespace) enqueueNamespace(obj any) {
 }
 
 // watchKept enqueues the namespace of a kept object named name when it
-// changes or is deleted.
+// changes or is deleted. inf is from p.kept, which starts in run, after
+// the manager has registered the handlers.
 func (p *perNamespace) watchKept(inf cache.SharedIndexInformer, name string) {
 	enqueue := func(obj any) {
 		if m, ok := deletedObject[metav1.Object](obj); ok && m.GetName() == name {
 			p.queue.Add(m.GetNamespace())
 		}
 	}
-	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	p.handlers.add(inf, cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
 	})

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -53,7 +52,7 @@ type nodeIPAM struct {
 	waiting bool                      // a node found the cluster CIDR full
 }
 
-func newNodeIPAM(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, cfg Config) controller {
+func newNodeIPAM(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, cfg Config) controller {
 	nodeInf := f.Core().V1().Nodes()
 	cluster := cfg.ClusterCIDR
 	if !cluster.IsValid() {
@@ -80,7 +79,7 @@ func newNodeIPAM(cs kubernetes.Interface, f informers.SharedInformerFactory, rec
 			c.queue.Add(key)
 		}
 	}
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(old, o any) {
 			// A node without a range tries again on its updates, unless

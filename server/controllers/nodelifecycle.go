@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -151,7 +150,7 @@ type nodeLifecycle struct {
 	podQueue  workqueue.TypedRateLimitingInterface[types.NamespacedName]
 }
 
-func newNodeLifecycle(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, cfg Config) controller {
+func newNodeLifecycle(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, cfg Config) controller {
 	podInf, nodeInf, leaseInf := f.Core().V1().Pods(), f.Core().V1().Nodes(), f.Coordination().V1().Leases()
 	c := &nodeLifecycle{
 		cs: cs, nodes: nodeInf.Lister(), leases: leaseInf.Lister(), pods: podInf.Lister(),
@@ -174,13 +173,13 @@ func newNodeLifecycle(cs kubernetes.Interface, f informers.SharedInformerFactory
 	if c.startupGrace <= 0 {
 		c.startupGrace = defaultNodeStartupGracePeriod
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.podUpdated(nil, obj.(*corev1.Pod)) },
 		UpdateFunc: func(old, obj any) {
 			c.podUpdated(old.(*corev1.Pod), obj.(*corev1.Pod))
 		},
 	})
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.nodeQueue.Add(obj.(*corev1.Node).Name) },
 		UpdateFunc: func(_, obj any) { c.nodeQueue.Add(obj.(*corev1.Node).Name) },
 		DeleteFunc: func(obj any) {
@@ -1063,7 +1062,7 @@ type taintEviction struct {
 // taintItem is a node to look at (name empty) or a pod on node.
 type taintItem struct{ node, namespace, name string }
 
-func newTaintEviction(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newTaintEviction(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	podInf, nodeInf := f.Core().V1().Pods(), f.Core().V1().Nodes()
 	c := &taintEviction{
 		cs: cs, pods: podInf.Lister(), nodes: nodeInf.Lister(), podsOn: podsOnNode(podInf.Informer()),
@@ -1073,7 +1072,7 @@ func newTaintEviction(cs kubernetes.Interface, f informers.SharedInformerFactory
 		queue:   workqueue.NewTypedWithConfig(workqueue.TypedQueueConfig[taintItem]{Name: "noexec_taint"}),
 	}
 	c.timers = &evictionTimers{work: map[types.NamespacedName]*evictionTimer{}, fn: c.evict}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.podUpdated(nil, obj.(*corev1.Pod)) },
 		UpdateFunc: func(old, obj any) { c.podUpdated(old.(*corev1.Pod), obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
@@ -1082,7 +1081,7 @@ func newTaintEviction(cs kubernetes.Interface, f informers.SharedInformerFactory
 			}
 		},
 	})
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.nodeUpdated(nil, obj.(*corev1.Node)) },
 		UpdateFunc: func(old, obj any) { c.nodeUpdated(old.(*corev1.Node), obj.(*corev1.Node)) },
 		DeleteFunc: func(obj any) {

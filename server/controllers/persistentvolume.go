@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -103,7 +102,7 @@ type sentEvent struct {
 func pvcQueueKey(ns, name string) string { return "claim:" + ns + "/" + name }
 func pvQueueKey(name string) string      { return "volume:" + name }
 
-func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newPersistentVolumes(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	pvcInf, pvInf := f.Core().V1().PersistentVolumeClaims(), f.Core().V1().PersistentVolumes()
 	scInf, podInf := f.Storage().V1().StorageClasses(), f.Core().V1().Pods()
 	c := &persistentVolumes{
@@ -119,7 +118,7 @@ func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFac
 	if err := podInf.Informer().AddIndexers(cache.Indexers{podsByClaimIndex: podClaimKeys}); err != nil {
 		c.log.Error("cannot index pods by claim", "err", err)
 	}
-	pvcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(pvcInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.claimChanged(obj.(*corev1.PersistentVolumeClaim)) },
 		UpdateFunc: func(_, obj any) { c.claimChanged(obj.(*corev1.PersistentVolumeClaim)) },
 		DeleteFunc: func(obj any) {
@@ -142,7 +141,7 @@ func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFac
 			c.enqueueUnbound()
 		}
 	}
-	pvInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(pvInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { availableChanged(obj.(*corev1.PersistentVolume)) },
 		UpdateFunc: func(_, obj any) { availableChanged(obj.(*corev1.PersistentVolume)) },
 		DeleteFunc: func(obj any) {
@@ -159,10 +158,10 @@ func newPersistentVolumes(cs kubernetes.Interface, f informers.SharedInformerFac
 	})
 	// A new default class or a changed binding mode concerns the claims
 	// still waiting.
-	scInf.Informer().AddEventHandler(onAll(func(any) { c.enqueueUnbound() }))
+	f.addEventHandler(scInf.Informer(), onAll(func(any) { c.enqueueUnbound() }))
 	// A pod that finishes or goes may free a claim being deleted; one
 	// that comes changes why a claim waits.
-	podInf.Informer().AddEventHandler(onAll(func(obj any) {
+	f.addEventHandler(podInf.Informer(), onAll(func(obj any) {
 		keys, _ := podClaimKeys(obj)
 		for _, k := range keys {
 			ns, name, _ := strings.Cut(k, "/")

@@ -81,7 +81,7 @@ func replicaSetSource(cs kubernetes.Interface, f informers.SharedInformerFactory
 	}
 }
 
-func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, src replicaSource, recorder record.EventRecorder, log *slog.Logger) controller {
+func newReplicaSets(cs kubernetes.Interface, f informerSet, src replicaSource, recorder record.EventRecorder, log *slog.Logger) controller {
 	rsInf := src.informer
 	podInf := f.Core().V1().Pods()
 	c := &replicaSets{
@@ -96,12 +96,12 @@ func newReplicaSets(cs kubernetes.Interface, f informers.SharedInformerFactory, 
 		expect:   newExpectations(),
 		now:      time.Now,
 	}
-	rsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(rsInf, cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			pod := obj.(*corev1.Pod)
 			if key, ok := c.ownerKey(pod); ok {

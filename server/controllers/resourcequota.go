@@ -20,7 +20,6 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/restmapper"
@@ -61,7 +60,7 @@ type resourceQuotas struct {
 	counters map[schema.GroupResource]cache.SharedIndexInformer
 }
 
-func newResourceQuotas(cs kubernetes.Interface, dyn dynamic.Interface, f informers.SharedInformerFactory, log *slog.Logger) controller {
+func newResourceQuotas(cs kubernetes.Interface, dyn dynamic.Interface, f informerSet, log *slog.Logger) controller {
 	qInf, podInf, svcInf := f.Core().V1().ResourceQuotas(), f.Core().V1().Pods(), f.Core().V1().Services()
 	c := &resourceQuotas{
 		cs: cs, dyn: dyn,
@@ -73,7 +72,7 @@ func newResourceQuotas(cs kubernetes.Interface, dyn dynamic.Interface, f informe
 		log:      log.With("controller", "resourcequota"),
 		counters: map[schema.GroupResource]cache.SharedIndexInformer{},
 	}
-	qInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(qInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: c.enqueue,
 		UpdateFunc: func(old, cur any) {
 			o, n := old.(*corev1.ResourceQuota), cur.(*corev1.ResourceQuota)
@@ -82,7 +81,7 @@ func newResourceQuotas(cs kubernetes.Interface, dyn dynamic.Interface, f informe
 			}
 		},
 	})
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, cur any) {
 			if o, n := old.(*corev1.Pod), cur.(*corev1.Pod); !quota.Terminal(o) && quota.Terminal(n) {
 				c.replenish(n.Namespace)
@@ -90,7 +89,7 @@ func newResourceQuotas(cs kubernetes.Interface, dyn dynamic.Interface, f informe
 		},
 		DeleteFunc: func(obj any) { c.replenish(namespaceOf(obj)) },
 	})
-	svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(svcInf.Informer(), cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, cur any) {
 			if o, n := old.(*corev1.Service), cur.(*corev1.Service); o.Spec.Type != n.Spec.Type {
 				c.replenish(n.Namespace)
@@ -214,7 +213,10 @@ func (c *resourceQuotas) counter(gr schema.GroupResource) (cache.SharedIndexInfo
 		inf = dynamicinformer.NewFilteredDynamicInformer(c.dyn, gvr, metav1.NamespaceAll, 0,
 			cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
 		// Adds too: admission charged them already, unless they came
-		// before the quota had a status.
+		// before the quota had a status. Its own handler, not through
+		// the manager's eventHandlers: this informer is made while the
+		// controllers run, after those are registered, and has this one
+		// handler only.
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { c.replenish(namespaceOf(obj)) },
 			DeleteFunc: func(obj any) { c.replenish(namespaceOf(obj)) },

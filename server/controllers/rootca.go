@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -18,7 +17,7 @@ const rootCAName = "kube-root-ca.crt"
 // The root CA publisher keeps kube-root-ca.crt, with the cluster CA under
 // ca.crt, in every active namespace, putting it back when it is changed or
 // deleted, as upstream's root-ca-cert-publisher does.
-func newRootCA(cs kubernetes.Interface, f informers.SharedInformerFactory, ca []byte, log *slog.Logger) controller {
+func newRootCA(cs kubernetes.Interface, f informerSet, ca []byte, log *slog.Logger) controller {
 	p := newPerNamespace("root-ca-cert-publisher", f, log)
 	p.kept = keptFactory(cs, rootCAName)
 	cms := p.kept.Core().V1().ConfigMaps()

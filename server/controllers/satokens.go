@@ -54,7 +54,7 @@ type serviceAccountTokens struct {
 	log     *slog.Logger
 }
 
-func newServiceAccountTokens(cs kubernetes.Interface, f informers.SharedInformerFactory, cfg Config) controller {
+func newServiceAccountTokens(cs kubernetes.Interface, f informerSet, cfg Config) controller {
 	log := cfg.Logger.With("controller", "serviceaccount-token")
 	c := &serviceAccountTokens{cs: cs, rootCA: cfg.RootCA, log: log}
 	if cfg.ServiceAccountKey == nil {
@@ -80,11 +80,12 @@ func newServiceAccountTokens(cs kubernetes.Interface, f informers.SharedInformer
 			c.queue.Add(tokensKey{secret: true, namespace: s.Namespace, name: s.Name})
 		}
 	}
-	secretInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// c.secrets starts in run, after the manager registers the handlers.
+	f.addEventHandler(secretInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueueSecret,
 		UpdateFunc: func(_, obj any) { enqueueSecret(obj) },
 	})
-	saInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(saInf.Informer(), cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
 			if sa, ok := deletedObject[*corev1.ServiceAccount](obj); ok {
 				c.queue.Add(tokensKey{namespace: sa.Namespace, name: sa.Name, uid: sa.UID})

@@ -210,7 +210,7 @@ func schedBenchSchedule(tb testing.TB, cfg *rest.Config) time.Duration {
 	events := record.NewBroadcaster(record.WithContext(ctx))
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	defer events.Shutdown()
-	s := scheduler.New(cs, f, events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: scheduler.Name}), nil)
+	s := scheduler.New(cs, f, nil, events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: scheduler.Name}), nil)
 	f.Start(ctx.Done())
 	done := make(chan struct{})
 	go func() {
@@ -261,7 +261,7 @@ func BenchmarkScheduleLatency(b *testing.B) {
 		f := informers.NewSharedInformerFactory(cs, 0)
 		events := record.NewBroadcaster(record.WithContext(ctx))
 		events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
-		s := scheduler.New(cs, f, events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: scheduler.Name}), nil)
+		s := scheduler.New(cs, f, nil, events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: scheduler.Name}), nil)
 		f.Start(ctx.Done())
 		done := make(chan struct{})
 		go func() {

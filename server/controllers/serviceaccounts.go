@@ -7,14 +7,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 )
 
 // The service account controller keeps a ServiceAccount named default in
 // every active namespace, as upstream's does: pods that name none run as
 // it.
-func newServiceAccounts(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger) controller {
+func newServiceAccounts(cs kubernetes.Interface, f informerSet, log *slog.Logger) controller {
 	p := newPerNamespace("serviceaccount", f, log)
 	p.kept = keptFactory(cs, "default")
 	sas := p.kept.Core().V1().ServiceAccounts()

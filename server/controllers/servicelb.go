@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -42,7 +41,7 @@ type serviceLB struct {
 	log      *slog.Logger
 }
 
-func newServiceLB(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newServiceLB(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	svcInf, nodeInf := f.Core().V1().Services(), f.Core().V1().Nodes()
 	c := &serviceLB{
 		cs: cs, services: svcInf.Lister(), nodes: nodeInf.Lister(),
@@ -51,12 +50,12 @@ func newServiceLB(cs kubernetes.Interface, f informers.SharedInformerFactory, re
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "service-lb"}),
 		recorder: recorder, log: log.With("controller", "service-lb"),
 	}
-	svcInf.Informer().AddEventHandler(onAll(func(obj any) {
+	f.addEventHandler(svcInf.Informer(), onAll(func(obj any) {
 		if svc, ok := deletedObject[*corev1.Service](obj); ok && (svc.Spec.Type == corev1.ServiceTypeLoadBalancer || len(svc.Status.LoadBalancer.Ingress) > 0) {
 			c.queue.Add(svc.Namespace + "/" + svc.Name)
 		}
 	}))
-	nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.enqueueAll() },
 		DeleteFunc: func(any) { c.enqueueAll() },
 		UpdateFunc: func(old, obj any) {

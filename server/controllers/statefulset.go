@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -76,7 +75,7 @@ type statefulSets struct {
 	now      func() time.Time
 }
 
-func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) controller {
+func newStatefulSets(cs kubernetes.Interface, f informerSet, recorder record.EventRecorder, log *slog.Logger) controller {
 	setInf, podInf := f.Apps().V1().StatefulSets(), f.Core().V1().Pods()
 	pvcInf, revInf := f.Core().V1().PersistentVolumeClaims(), f.Apps().V1().ControllerRevisions()
 	c := &statefulSets{
@@ -93,13 +92,13 @@ func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory,
 			c.queue.Add(key)
 		}
 	}
-	setInf.Informer().AddEventHandler(onAll(enqueue))
+	f.addEventHandler(setInf.Informer(), onAll(enqueue))
 	pod := func(obj any) {
 		if p, ok := deletedObject[*corev1.Pod](obj); ok {
 			c.enqueuePod(p)
 		}
 	}
-	podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(podInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc: pod,
 		UpdateFunc: func(old, o any) {
 			// A pod that changed owner or labels wakes the old set too.
@@ -111,7 +110,7 @@ func newStatefulSets(cs kubernetes.Interface, f informers.SharedInformerFactory,
 		},
 		DeleteFunc: pod,
 	})
-	revInf.Informer().AddEventHandler(onAll(enqueueController(c.queue, statefulSetKind.Kind)))
+	f.addEventHandler(revInf.Informer(), onAll(enqueueController(c.queue, statefulSetKind.Kind)))
 	return c
 }
 

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
@@ -36,7 +35,7 @@ type ttlAfterFinished struct {
 	wake      *wakeups
 }
 
-func newTTLAfterFinished(cs kubernetes.Interface, f informers.SharedInformerFactory, log *slog.Logger, clk clock.WithTickerAndDelayedExecution) controller {
+func newTTLAfterFinished(cs kubernetes.Interface, f informerSet, log *slog.Logger, clk clock.WithTickerAndDelayedExecution) controller {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
@@ -54,7 +53,7 @@ func newTTLAfterFinished(cs kubernetes.Interface, f informers.SharedInformerFact
 			c.queue.Add(j.Namespace + "/" + j.Name)
 		}
 	}
-	jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	f.addEventHandler(jobInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: func(obj any) {

@@ -115,7 +115,18 @@ type binding struct {
 }
 
 // New makes a scheduler over informers from f; events go to recorder.
-func New(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Scheduler {
+// It adds its event handlers to the informers with addHandler, or with
+// their AddEventHandler when addHandler is nil. The controller manager's
+// addHandler has all the handlers of an informer share one client-go
+// listener, so they must not block: the scheduler's take only the
+// cache's lock, which a scheduling attempt holds while it decides.
+func New(cs kubernetes.Interface, f informers.SharedInformerFactory,
+	addHandler func(toolscache.SharedIndexInformer, toolscache.ResourceEventHandler), recorder record.EventRecorder, log *slog.Logger) *Scheduler {
+	if addHandler == nil {
+		addHandler = func(inf toolscache.SharedIndexInformer, h toolscache.ResourceEventHandler) {
+			_, _ = inf.AddEventHandler(h)
+		}
+	}
 	core, apps := f.Core().V1(), f.Apps().V1()
 	podInf, nodeInf, nsInf := core.Pods(), core.Nodes(), core.Namespaces()
 	svcInf, rcInf, rsInf, ssInf := core.Services(), core.ReplicationControllers(), apps.ReplicaSets(), apps.StatefulSets()
@@ -138,9 +149,9 @@ func New(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder re
 		UpdateFunc: func(any, any) { s.queue.move(plVolumeBinding) },
 	}
 	for _, inf := range []toolscache.SharedIndexInformer{pvcInf.Informer(), pvInf.Informer(), scInf.Informer()} {
-		inf.AddEventHandler(volumesChanged)
+		addHandler(inf, volumesChanged)
 	}
-	podInf.Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	addHandler(podInf.Informer(), toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.podAdded(obj.(*corev1.Pod)) },
 		UpdateFunc: func(old, obj any) { s.podUpdated(old.(*corev1.Pod), obj.(*corev1.Pod)) },
 		DeleteFunc: func(obj any) {
@@ -152,7 +163,7 @@ func New(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder re
 			}
 		},
 	})
-	nodeInf.Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	addHandler(nodeInf.Informer(), toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.nodeChanged(nil, obj.(*corev1.Node)) },
 		UpdateFunc: func(old, obj any) { s.nodeChanged(old.(*corev1.Node), obj.(*corev1.Node)) },
 		DeleteFunc: func(obj any) {
@@ -164,7 +175,7 @@ func New(cs kubernetes.Interface, f informers.SharedInformerFactory, recorder re
 			}
 		},
 	})
-	nsInf.Informer().AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	addHandler(nsInf.Informer(), toolscache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.queue.move(plInterPodAffinity) },
 		UpdateFunc: func(old, obj any) {
 			if !labels.Equals(old.(*corev1.Namespace).Labels, obj.(*corev1.Namespace).Labels) {

@@ -44,7 +44,7 @@ func TestSchedulerRetriesFailedBinding(t *testing.T) {
 	})
 	f := informers.NewSharedInformerFactory(cs, 0)
 	rec := record.NewFakeRecorder(100)
-	s := New(cs, f, rec, nil)
+	s := New(cs, f, nil, rec, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Start(ctx.Done())
 	done := make(chan struct{})
