@@ -177,9 +177,9 @@ func (cmds *commands) server(c *cli.Context) error {
 	}
 	if !cfg.DisableAgent {
 		endpoint := c.String("container-runtime-endpoint")
-		cfg.Agent = func(ctx context.Context, kubeconfig string) error {
+		cfg.Agent = func(ctx context.Context, kubeconfig string, transport http.RoundTripper) error {
 			return agent.Run(ctx, agent.Config{
-				DataDir: cfg.DataDir, Kubeconfig: kubeconfig,
+				DataDir: cfg.DataDir, Kubeconfig: kubeconfig, Transport: transport,
 				NodeName: cfg.NodeName, NodeIP: cfg.NodeIP, ControlPlane: true,
 				ContainerRuntimeEndpoint: endpoint, ResolvConf: resolvConf, StorageDir: storageDir,
 				ClusterCIDR: cfg.ClusterCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
@@ -194,7 +194,7 @@ func (cmds *commands) server(c *cli.Context) error {
 	if !dnsIP.IsValid() {
 		dnsIP = cfg.AdvertiseAddress
 	}
-	cfg.Addons = func(ctx context.Context, kubeconfig string) error {
+	cfg.Addons = func(ctx context.Context, kubeconfig string, transport http.RoundTripper) error {
 		if !dnsIP.IsValid() && !cfg.Disabled(server.AddonCoreDNS) {
 			ip, err := agent.DefaultNodeIP()
 			if err != nil {
@@ -204,6 +204,7 @@ func (cmds *commands) server(c *cli.Context) error {
 		}
 		return addons.Run(ctx, addons.Config{
 			Kubeconfig: kubeconfig,
+			Transport:  transport,
 			CoreDNS:    !cfg.Disabled(server.AddonCoreDNS), LocalStorage: !cfg.Disabled(server.AddonLocalStorage),
 			NodeIP: dnsIP, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 			ResolvConf: resolvConf, Logger: log.With("component", "addons"),

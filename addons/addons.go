@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"labctl/addons/coredns"
@@ -20,6 +22,12 @@ import (
 type Config struct {
 	// Kubeconfig holds the add-ons' credentials (required).
 	Kubeconfig string
+	// Transport, when not nil, carries the add-ons' API requests instead of
+	// the kubeconfig's TLS settings (the kubeconfig still names the
+	// server): labctl server's in-process transport, as system:addons
+	// (server/loopback). CoreDNS's kubernetes plugin reads the kubeconfig
+	// on its own and keeps to the network.
+	Transport http.RoundTripper
 	// CoreDNS runs cluster DNS; false (--disable coredns) removes the
 	// kube-dns objects an earlier run left.
 	CoreDNS bool
@@ -52,6 +60,10 @@ func Run(ctx context.Context, cfg Config) error {
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("add-ons: read their kubeconfig: %w", err)
+	}
+	if cfg.Transport != nil {
+		// client-go refuses TLS options beside a transport of one's own.
+		rc.TLSClientConfig, rc.Transport = rest.TLSClientConfig{}, cfg.Transport
 	}
 	rc.UserAgent = "labctl-addons"
 	cs, err := kubernetes.NewForConfig(rc)

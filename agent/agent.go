@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -44,6 +45,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -63,6 +65,12 @@ type Config struct {
 	DataDir string
 	// Kubeconfig is the node's kubeconfig (system:node:<NodeName>).
 	Kubeconfig string
+	// Transport, when not nil, carries the node's API requests instead of
+	// the kubeconfig's TLS settings; the kubeconfig still names the server
+	// and the cluster CA. labctl server gives its own node one that calls
+	// the API server in-process, as the same system:node:<NodeName>
+	// (server/loopback); a joining node has none.
+	Transport http.RoundTripper
 	// NodeName and NodeIP are the node's name and address.
 	NodeName string
 	NodeIP   netip.Addr
@@ -130,6 +138,12 @@ func Run(ctx context.Context, cfg Config) error {
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("agent: the node's kubeconfig: %w", err)
+	}
+	// The kubelet checks the API server's client certificate with it.
+	clientCA := rc.TLSClientConfig.CAData
+	if cfg.Transport != nil {
+		// client-go refuses TLS options beside a transport of one's own.
+		rc.TLSClientConfig, rc.Transport = rest.TLSClientConfig{}, cfg.Transport
 	}
 	rc.QPS, rc.Burst = 100, 200
 	cs, err := kubernetes.NewForConfig(rc)
@@ -255,7 +269,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Root: agentDir, ClusterDNS: []string{cfg.ClusterDNS.String()}, ClusterDomain: cfg.ClusterDomain,
 		HostResolvConf: cfg.ResolvConf,
 		Allocatable:    node.Allocatable(),
-		ClientCA:       rc.TLSClientConfig.CAData,
+		ClientCA:       clientCA,
 		Recorder:       recorder, Logger: log.With("component", "kubelet"),
 	})
 	if err != nil {

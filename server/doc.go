@@ -21,9 +21,11 @@
 // kubeconfig's certificate is system:admin in system:masters.
 //
 // Once the API serves, Run starts the controller manager and the scheduler
-// (package controllers) as API clients over the loopback address with
-// their own certificates; they act only while this server holds the
-// kube-controller-manager Lease.
+// (package controllers) as API clients with their own certificate; they
+// act only while this server holds the kube-controller-manager Lease. They,
+// the add-ons and this machine's node reach the API in-process (package
+// loopback): their requests call the same handler the HTTPS server serves,
+// authentication included, without TLS, HTTP/2 or a socket.
 //
 // # Layout on disk
 //

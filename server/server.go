@@ -30,6 +30,7 @@ import (
 	"labctl/server/authn"
 	"labctl/server/controllers"
 	"labctl/server/join"
+	"labctl/server/loopback"
 	"labctl/server/pki"
 )
 
@@ -123,16 +124,19 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// Agent, when not nil and DisableAgent is false, runs this machine's
 	// node once the API answers, until ctx ends; kubeconfig is the node's
-	// (system:node:<NodeName>, written under DataDir/agent). The server
-	// does not import the agent: main wires it, and the agent reaches the
-	// API as any other node does.
-	Agent func(ctx context.Context, kubeconfig string) error
+	// (system:node:<NodeName>, written under DataDir/agent), and transport
+	// reaches the API in-process with the same identity (package
+	// loopback), to use instead of the kubeconfig's TLS settings. The
+	// server does not import the agent: main wires it, and the agent
+	// reaches the API as any other node does.
+	Agent func(ctx context.Context, kubeconfig string, transport http.RoundTripper) error
 	// Addons, when not nil, runs the cluster add-ons (CoreDNS, ...) once
 	// the API answers, until ctx ends; kubeconfig is theirs
 	// (system:addons in group system:masters, written under
-	// DataDir/server). As for Agent, main wires it; Disable is for it to
-	// read.
-	Addons func(ctx context.Context, kubeconfig string) error
+	// DataDir/server) and transport, as for Agent, reaches the API
+	// in-process as system:addons. As for Agent, main wires it; Disable is
+	// for it to read.
+	Addons func(ctx context.Context, kubeconfig string, transport http.RoundTripper) error
 }
 
 // withDefaults fills in zero values.
@@ -397,6 +401,23 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	top.Handle("/", handler)
 	handler = top
 
+	// The clients in this process (the controllers here, the add-ons and
+	// this machine's node below) call handler directly, each with its own
+	// certificate, instead of going through TLS and HTTP/2 over loopback;
+	// only protocol upgrades, which none of them makes, still would.
+	inProcess := func(cert tls.Certificate, client string) (http.RoundTripper, error) {
+		rt, err := loopback.New(loopback.Config{Handler: handler, Certificate: cert, CA: certs.CA.Cert,
+			Logger: log.With("component", "loopback", "client", client)})
+		if err != nil {
+			return nil, fmt.Errorf("in-process transport for the %s: %w", client, err)
+		}
+		return rt, nil
+	}
+	controllersTransport, err := inProcess(certs.ControllerManager.TLSCertificate(), "controllers")
+	if err != nil {
+		return err
+	}
+
 	addr := netip.AddrPortFrom(cfg.BindAddress, uint16(cfg.HTTPSPort)).String()
 	network := "tcp" // "::" listens on IPv6 and IPv4
 	if cfg.BindAddress.Is4() {
@@ -450,20 +471,16 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	// client-go's own logs (leader election, informers) join ours.
 	klog.SetSlogLogger(log.With("component", "client-go"))
-	// The controllers reach the API over loopback as the controller manager.
+	// The controllers reach the API in-process as the controller manager.
+	// The host is only named (upgrades would go there): client-go refuses
+	// TLS options beside a transport of one's own, which has them already.
+	localURL := pki.LocalServerURL(cfg.BindAddress, port)
 	ctrlCtx, stopControllers := context.WithCancel(ctx)
 	ctrlDone := make(chan struct{})
 	go func() {
 		defer close(ctrlDone)
 		err := controllers.Run(ctrlCtx, controllers.Config{
-			REST: &rest.Config{
-				Host: pki.LocalServerURL(cfg.BindAddress, port),
-				TLSClientConfig: rest.TLSClientConfig{
-					CAData:   certs.CA.CertPEM,
-					CertData: certs.ControllerManager.CertPEM,
-					KeyData:  certs.ControllerManager.KeyPEM,
-				},
-			},
+			REST:              &rest.Config{Host: localURL, Transport: controllersTransport},
 			Identity:          cfg.NodeName,
 			RootCA:            certs.CA.CertPEM,
 			ServiceAccountKey: certs.ServiceAccountKey,
@@ -485,13 +502,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
 	if cfg.Agent != nil && !cfg.DisableAgent {
-		path, err := writeNodeKubeconfig(cfg, certs, pki.LocalServerURL(cfg.BindAddress, port))
+		path, cert, err := writeNodeKubeconfig(cfg, certs, localURL)
 		if err != nil {
 			return fmt.Errorf("the node's credentials: %w", err)
 		}
+		transport, err := inProcess(cert, "agent")
+		if err != nil {
+			return err
+		}
 		go func() {
 			defer close(agentDone)
-			if err := cfg.Agent(agentCtx, path); err != nil && agentCtx.Err() == nil {
+			if err := cfg.Agent(agentCtx, path, transport); err != nil && agentCtx.Err() == nil {
 				log.Error("the node agent stopped; this machine runs no pods (see the messages above)", "err", err)
 			}
 		}()
@@ -506,14 +527,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	addonsCtx, stopAddons := context.WithCancel(ctx)
 	defer stopAddons()
 	if cfg.Addons != nil {
-		path, err := writeClientKubeconfig(filepath.Join(cfg.DataDir, "server", "addons.kubeconfig"),
-			certs, pki.LocalServerURL(cfg.BindAddress, port), "system:addons", "system:masters")
+		path, cert, err := writeClientKubeconfig(filepath.Join(cfg.DataDir, "server", "addons.kubeconfig"),
+			certs, localURL, "system:addons", "system:masters")
 		if err != nil {
 			return fmt.Errorf("the add-ons' credentials: %w", err)
 		}
+		transport, err := inProcess(cert, "addons")
+		if err != nil {
+			return err
+		}
 		go func() {
 			defer close(addonsDone)
-			if err := cfg.Addons(addonsCtx, path); err != nil && addonsCtx.Err() == nil {
+			if err := cfg.Addons(addonsCtx, path, transport); err != nil && addonsCtx.Err() == nil {
 				log.Error("the add-ons stopped (see the messages above)", "err", err)
 			}
 		}()
@@ -617,32 +642,37 @@ func newHandler(store datastore.Interface, api http.Handler, log *slog.Logger) h
 // writeNodeKubeconfig gives this machine's node its credentials, as a
 // joining node gets them: a client certificate for system:node:<name> in
 // group system:nodes, in DataDir/agent/kubelet.kubeconfig.
-func writeNodeKubeconfig(cfg Config, certs *pki.PKI, url string) (string, error) {
+func writeNodeKubeconfig(cfg Config, certs *pki.PKI, url string) (string, tls.Certificate, error) {
 	return writeClientKubeconfig(filepath.Join(cfg.DataDir, "agent", "kubelet.kubeconfig"),
 		certs, url, "system:node:"+cfg.NodeName, "system:nodes")
 }
 
 // writeClientKubeconfig writes to path a kubeconfig for url with a new
-// client certificate for user in groups.
-func writeClientKubeconfig(path string, certs *pki.PKI, url, user string, groups ...string) (string, error) {
+// client certificate for user in groups, and returns the path and that
+// certificate with its key.
+func writeClientKubeconfig(path string, certs *pki.PKI, url, user string, groups ...string) (string, tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", err
+		return "", tls.Certificate{}, err
 	}
 	certPEM, err := certs.SignClient(key.Public(), user, groups)
 	if err != nil {
-		return "", err
+		return "", tls.Certificate{}, err
 	}
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return "", err
+		return "", tls.Certificate{}, err
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+	cert, err := tls.X509KeyPair(certPEM, keyPEM) // parses the leaf too
+	if err != nil {
+		return "", tls.Certificate{}, fmt.Errorf("the certificate issued for %q: %w", user, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
+		return "", tls.Certificate{}, err
 	}
 	if err := pki.WriteKubeconfig(path, 0o600, url, certs.CA.CertPEM, certPEM, keyPEM); err != nil {
-		return "", err
+		return "", tls.Certificate{}, err
 	}
-	return path, nil
+	return path, cert, nil
 }

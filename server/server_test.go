@@ -19,13 +19,17 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	clientcmdlatest "k8s.io/client-go/tools/clientcmd/api/latest"
 
 	"labctl/datastore"
 	"labctl/server"
+	"labctl/server/loopback"
 	"labctl/server/pki"
 )
 
@@ -590,5 +594,87 @@ func TestDisabled(t *testing.T) {
 		if got := cfg.Disabled(addon); got != want {
 			t.Errorf("Disabled(%q) = %v, want %v", addon, got, want)
 		}
+	}
+}
+
+// TestRunInProcessClients: the controllers, the add-ons and the server's
+// own node reach the API in-process (package loopback), each as the
+// identity its kubeconfig holds, and the kubeconfigs are still written.
+func TestRunInProcessClients(t *testing.T) {
+	dataDir := t.TempDir()
+	kubeconfig := filepath.Join(t.TempDir(), "labctl.yaml")
+	type hook struct {
+		user, kubeconfig string
+		inProcess        bool
+		err              error
+	}
+	agentSaw, addonsSaw := make(chan hook, 1), make(chan hook, 1)
+	// whoami asks the API who the transport's requests come from, as
+	// `kubectl auth whoami` does, through client-go.
+	whoami := func(ctx context.Context, kubeconfig string, rt http.RoundTripper) hook {
+		_, inProcess := rt.(*loopback.Transport)
+		h := hook{kubeconfig: kubeconfig, inProcess: inProcess}
+		cs, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1", Transport: rt})
+		if err != nil {
+			h.err = err
+			return h
+		}
+		review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			h.err = err
+			return h
+		}
+		h.user = review.Status.UserInfo.Username
+		return h
+	}
+	r := start(t, server.Config{
+		DataDir: dataDir, DatastoreEndpoint: "memory://", KubeconfigPath: kubeconfig, NodeName: "node-a",
+		Agent: func(ctx context.Context, kubeconfig string, rt http.RoundTripper) error {
+			agentSaw <- whoami(ctx, kubeconfig, rt)
+			return nil
+		},
+		Addons: func(ctx context.Context, kubeconfig string, rt http.RoundTripper) error {
+			addonsSaw <- whoami(ctx, kubeconfig, rt)
+			return nil
+		},
+	})
+	for _, c := range []struct {
+		name, user, kubeconfig string
+		saw                    chan hook
+	}{
+		{"agent", "system:node:node-a", filepath.Join(dataDir, "agent", "kubelet.kubeconfig"), agentSaw},
+		{"add-ons", "system:addons", filepath.Join(dataDir, "server", "addons.kubeconfig"), addonsSaw},
+	} {
+		select {
+		case h := <-c.saw:
+			if h.err != nil || h.user != c.user || !h.inProcess || h.kubeconfig != c.kubeconfig {
+				t.Errorf("%s: user %q (err %v), in-process %v, kubeconfig %s; want %s, true, %s",
+					c.name, h.user, h.err, h.inProcess, h.kubeconfig, c.user, c.kubeconfig)
+			}
+			if _, err := os.Stat(c.kubeconfig); err != nil {
+				t.Errorf("%s: no kubeconfig written: %v", c.name, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: the hook did not run within 15 s", c.name)
+		}
+	}
+
+	// The controllers work: they take their Lease as this node.
+	_, admin := kubeconfigClient(t, kubeconfig)
+	url := "https://" + r.addr.String() + "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := get(t, admin, http.MethodGet, url)
+		if code == http.StatusOK && strings.Contains(body, `"holderIdentity":"node-a"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no controller manager Lease held by node-a after 15 s: %d %s\nlogs:\n%s", code, body, r.logs)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if logs := r.logs.String(); strings.Contains(logs, "panic serving") {
+		t.Errorf("an in-process request panicked:\n%s", logs)
 	}
 }
