@@ -16,6 +16,7 @@ import (
 	"time"
 
 	ctrd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
@@ -159,10 +160,13 @@ func (r *podRuntime) StartContainer(ctx context.Context, pod *corev1.Pod, c *cor
 	if err != nil {
 		return "", fmt.Errorf("create container %s: %w", c.Name, err)
 	}
+	r.containers.add(newRuntimeContainer(id, labels))
 	keep := false // a container that failed to start stays, to show its StartError
 	defer func() {
 		if err != nil && !keep {
-			cont.Delete(context.WithoutCancel(ctx), ctrd.WithSnapshotCleanup)
+			if cont.Delete(context.WithoutCancel(ctx), ctrd.WithSnapshotCleanup) == nil {
+				r.containers.forget(id)
+			}
 		}
 	}()
 
@@ -539,6 +543,7 @@ func (r *podRuntime) stop(ctx context.Context, cont ctrd.Container, grace time.D
 func (r *podRuntime) RemoveContainer(ctx context.Context, id string, grace time.Duration) error {
 	cont, err := r.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
+		r.containers.forget(id)
 		return nil
 	} else if err != nil {
 		return err
@@ -553,6 +558,7 @@ func (r *podRuntime) removeContainer(ctx context.Context, cont ctrd.Container, g
 	if err := cont.Delete(ctx, ctrd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", cont.ID(), err)
 	}
+	r.containers.forget(cont.ID())
 	return nil
 }
 
@@ -573,16 +579,12 @@ func (r *podRuntime) ContainerState(ctx context.Context, id string) (containerSt
 	st := containerState{ID: id, ImageID: labels[labelImageID], RestartCount: int32(n)}
 	startedAt := labelTime(labels[labelStartedAt], info.CreatedAt)
 
-	var s ctrd.Status
-	task, err := cont.Task(ctx, nil)
-	if err == nil {
-		s, err = task.Status(ctx)
-		if errdefs.IsNotFound(err) {
-			// The task exited and its exit was recorded just now.
-			if info, err = cont.Info(ctx, ctrd.WithoutRefreshedMetadata); err != nil {
-				return containerState{}, err
-			}
-			labels = info.Labels
+	s, err := r.taskStatus(ctx, id)
+	if errdefs.IsNotFound(err) {
+		// The task may have exited and its exit been recorded in the
+		// labels since they were read: read them again.
+		if fresh, ierr := cont.Info(ctx); ierr == nil {
+			info, labels = fresh, fresh.Labels
 		}
 	}
 	switch {
@@ -626,6 +628,22 @@ func (r *podRuntime) ContainerState(ctx context.Context, id string) (containerSt
 		st.Terminated.ContainerID = "containerd://" + id
 	}
 	return st, nil
+}
+
+// taskStatus is the status of the container's task, in one call to
+// containerd (the client's Task and Status make one each);
+// errdefs.ErrNotFound when it has no task.
+func (r *podRuntime) taskStatus(ctx context.Context, id string) (ctrd.Status, error) {
+	resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: id})
+	if err != nil {
+		return ctrd.Status{}, errdefs.FromGRPC(err)
+	}
+	p := resp.GetProcess()
+	return ctrd.Status{
+		Status:     ctrd.ProcessStatus(strings.ToLower(p.GetStatus().String())),
+		ExitStatus: p.GetExitStatus(),
+		ExitTime:   p.GetExitedAt().AsTime(),
+	}, nil
 }
 
 func terminated(code int32, oom bool, started, finished time.Time) *corev1.ContainerStateTerminated {

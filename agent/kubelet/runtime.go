@@ -148,6 +148,9 @@ type podRuntime struct {
 	// or deleted in it (createSlot, deleteTask).
 	creating []chan struct{}
 
+	// containers knows each pod's containers (podContainers).
+	containers *containerIndex
+
 	mu      sync.Mutex
 	running map[string]*runningContainer // by container ID: the ones whose output this process copies
 }
@@ -165,7 +168,8 @@ func newPodRuntime(cfg runtimeConfig, client *ctrd.Client, im imageEnsurer, net 
 			return nil, err
 		}
 	}
-	r := &podRuntime{cfg: cfg, client: client, images: im, net: net, running: map[string]*runningContainer{}, closed: make(chan struct{})}
+	r := &podRuntime{cfg: cfg, client: client, images: im, net: net, running: map[string]*runningContainer{}, closed: make(chan struct{}),
+		containers: newContainerIndex()}
 	r.creating = newShimSlots()
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
@@ -353,21 +357,26 @@ func (r *podRuntime) managedContainers(ctx context.Context, filter string) ([]ru
 	}
 	var out []runtimeContainer
 	for _, c := range cs {
-		labels, err := c.Labels(ctx)
+		// The labels the list read: asking again would be one more call
+		// to containerd for each container.
+		info, err := c.Info(ctx, ctrd.WithoutRefreshedMetadata)
 		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue // removed meanwhile
-			}
 			return nil, err
 		}
+		labels := info.Labels
 		if labels[labelManaged] != "true" {
 			continue
 		}
-		n, _ := strconv.Atoi(labels[labelRestartCount])
-		out = append(out, runtimeContainer{ID: c.ID(), Name: labels[labelContainerName], Init: labels[labelInit] == "true",
-			RestartCount: int32(n), Labels: labels})
+		out = append(out, newRuntimeContainer(c.ID(), labels))
 	}
 	return out, nil
+}
+
+// newRuntimeContainer describes the container id with labels.
+func newRuntimeContainer(id string, labels map[string]string) runtimeContainer {
+	n, _ := strconv.Atoi(labels[labelRestartCount])
+	return runtimeContainer{ID: id, Name: labels[labelContainerName], Init: labels[labelInit] == "true",
+		RestartCount: int32(n), Labels: labels}
 }
 
 // KillPod stops every container of the pod with uid (each with grace,

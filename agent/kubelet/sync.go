@@ -539,6 +539,7 @@ func (k *Kubelet) containerStates(ctx context.Context, pod *corev1.Pod) (map[str
 		last := rs[len(rs)-1]
 		st, err := k.rt.ContainerState(ctx, last.ID)
 		if errdefs.IsNotFound(err) {
+			k.rt.containers.forget(last.ID)
 			continue
 		} else if err != nil {
 			return nil, err
@@ -574,9 +575,14 @@ func (k *Kubelet) applyProbeVerdicts(pod *corev1.Pod, states map[string]containe
 // podContainers are the pod's containers in containerd by name, each
 // name's runs by restart count.
 func (r *podRuntime) podContainers(ctx context.Context, uid types.UID) (map[string][]runtimeContainer, error) {
-	cs, err := r.managedContainers(ctx, fmt.Sprintf("labels.%q==%q", labelPodUID, string(uid)))
-	if err != nil {
-		return nil, err
+	cs, loaded := r.containers.pod(uid)
+	if !loaded {
+		all, err := r.managedContainers(ctx, fmt.Sprintf("labels.%q==true", labelManaged))
+		if err != nil {
+			return nil, err
+		}
+		r.containers.load(all)
+		cs, _ = r.containers.pod(uid)
 	}
 	out := map[string][]runtimeContainer{}
 	for _, c := range cs {
