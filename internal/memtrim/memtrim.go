@@ -1,5 +1,7 @@
-// Package memtrim gives back the pages of labctl's own executable that
-// only start-up used.
+// Package memtrim gives back memory labctl holds without using it: the
+// pages of its own executable that only start-up used (DropStartupPages,
+// AfterStartup), and the free heap of a process at rest (WhenIdle, in
+// idle.go).
 //
 // labctl is one large binary: kubectl, CoreDNS's plugins, the kubelet and
 // every API type live in it, and Go runs every package's initialisation

@@ -1,9 +1,14 @@
 package memtrim
 
 import (
+	"context"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 )
 
 const smapsSample = `00400000-02a00000 r-xp 00000000 fd:01 123 /usr/local/bin/labctl
@@ -69,4 +74,45 @@ func TestDropStartupPages(t *testing.T) {
 	if s := strings.Repeat("x", 3); s != "xxx" {
 		t.Fatal("the process no longer runs correctly")
 	}
+}
+
+// TestWhenIdleReturnsTheFreeHeap: a process that went quiet gives back
+// free heap that the runtime would have kept (below its heap goal, which
+// the live 64 MB put at 128 MB).
+func TestWhenIdleReturnsTheFreeHeap(t *testing.T) {
+	released := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	live := make([][]byte, 64)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+		live[i][0] = 1
+	}
+	for i := 0; i < 32; i++ {
+		b := make([]byte, 1<<20) // garbage
+		b[0] = 1
+	}
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	before := released()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WhenIdle(ctx, 50*time.Millisecond, 1<<20)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for released() < before+24<<20 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := released(); got < before+24<<20 {
+		t.Errorf("released %d MB after going quiet, want at least 24 MB more than %d MB", got>>20, before>>20)
+	}
+	runtime.KeepAlive(live)
 }
