@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"labctl/internal/syncbuf"
 	"net"
 	"net/http"
 	"os"
@@ -33,7 +34,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -85,28 +85,9 @@ type cluster struct {
 	args       []string // the server's command line
 	stopped    bool     // stop was called
 	cmd        *exec.Cmd
-	stderr     *syncBuffer
+	stderr     *syncbuf.Buffer
 	exited     chan struct{} // closed when the process has exited
 	exitErr    error         // set before exited closes
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startCluster starts a server for t on a free port, waits until /readyz
@@ -169,7 +150,7 @@ func tryStartCluster(t *testing.T, opts clusterOptions) (*cluster, error) {
 		bin:        labctlBin,
 		kubeconfig: filepath.Join(dir, "kubeconfig"),
 		addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		stderr:     &syncBuffer{},
+		stderr:     &syncbuf.Buffer{},
 	}
 	if opts.binary != "" {
 		c.bin = opts.binary
@@ -525,7 +506,7 @@ type stream struct {
 	cancel context.CancelFunc
 	lines  chan string
 	seen   []string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan struct{}
 }
 
@@ -534,7 +515,7 @@ type stream struct {
 func (k *kubectl) start(t testing.TB, args ...string) *stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	s := &stream{cancel: cancel, lines: make(chan string, 100), stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &stream{cancel: cancel, lines: make(chan string, 100), stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	s.cmd = k.command(ctx, args...)
 	s.cmd.Stderr = s.stderr
 	out, err := s.cmd.StdoutPipe()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"labctl/internal/syncbuf"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -342,7 +343,7 @@ func attachAndType(k *kubectl, pod, input, want string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return "", err

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"labctl/internal/syncbuf"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,38 +33,19 @@ import (
 	"labctl/server/pki"
 )
 
-// syncBuffer is a bytes.Buffer that the server's goroutines and the test
-// can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a server started by start.
 type running struct {
 	addr   net.Addr
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 // start runs server.Run with cfg on 127.0.0.1 and a free port, and waits
 // until it serves. The test fails if Run has not returned when it ends.
 func start(t *testing.T, cfg server.Config) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.BindAddress = netip.MustParseAddr("127.0.0.1")
 	cfg.HTTPSPort = 0

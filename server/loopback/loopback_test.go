@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"labctl/internal/syncbuf"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,30 +50,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects the transport's logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newTransport returns a transport to h as the controller manager, and
 // its logs.
-func newTransport(t *testing.T, h http.Handler) (*loopback.Transport, *syncBuffer) {
+func newTransport(t *testing.T, h http.Handler) (*loopback.Transport, *syncbuf.Buffer) {
 	t.Helper()
 	p := testCerts
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tr, err := loopback.New(loopback.Config{
 		Handler:     h,
 		Certificate: p.ControllerManager.TLSCertificate(),
