@@ -60,6 +60,14 @@ func TestReplicaSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	runControllers(t, cfg, "server-a")
+	// And the ReplicaSet comes once the manager leads and its informers
+	// have synced, as the root CA controller's ConfigMap shows: under a
+	// loaded CI machine the ReplicaSet created at once was once seen to
+	// get three new pods and no adoption.
+	eventually(t, "the controllers running", func() error {
+		_, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err
+	})
 	if _, err := cs.AppsV1().ReplicaSets("default").Create(ctx, replicaSet("web", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
