@@ -123,38 +123,36 @@ func storedMessage(stored []byte, apiVersion, kind string) ([]byte, bool) {
 	}
 	var raw []byte
 	typeOK := false
-	for len(rest) > 0 {
-		num, typ, n := protowire.ConsumeTag(rest)
-		if n < 0 {
-			return nil, false
-		}
-		rest = rest[n:]
-		if typ != protowire.BytesType {
-			if n = protowire.ConsumeFieldValue(num, typ, rest); n < 0 {
-				return nil, false
-			}
-			rest = rest[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(rest)
-		if n < 0 {
-			return nil, false
-		}
-		rest = rest[n:]
+	ok := bytesFields(rest, func(num protowire.Number, v []byte) {
 		switch num {
 		case unknownTypeMeta:
 			typeOK = typeMetaIs(v, apiVersion, kind)
 		case unknownRaw:
 			raw = v
 		}
-	}
-	return raw, typeOK && raw != nil
+	})
+	return raw, ok && typeOK && raw != nil
 }
 
 // typeMetaIs tells whether a runtime.TypeMeta message names apiVersion and
 // kind.
 func typeMetaIs(b []byte, apiVersion, kind string) bool {
 	versionOK, kindOK := false, false
+	ok := bytesFields(b, func(num protowire.Number, v []byte) {
+		switch num {
+		case typeMetaAPIVer:
+			versionOK = string(v) == apiVersion
+		case typeMetaKind:
+			kindOK = string(v) == kind
+		}
+	})
+	return ok && versionOK && kindOK
+}
+
+// bytesFields calls fn with the number and value of each length-delimited
+// field of message b, skipping the other fields; false when b is not a
+// well-formed message.
+func bytesFields(b []byte, fn func(num protowire.Number, v []byte)) bool {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -173,14 +171,9 @@ func typeMetaIs(b []byte, apiVersion, kind string) bool {
 			return false
 		}
 		b = b[n:]
-		switch num {
-		case typeMetaAPIVer:
-			versionOK = string(v) == apiVersion
-		case typeMetaKind:
-			kindOK = string(v) == kind
-		}
+		fn(num, v)
 	}
-	return versionOK && kindOK
+	return true
 }
 
 // writeProtobufList answers the list from the stored bytes when it can;
