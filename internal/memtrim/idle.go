@@ -38,9 +38,11 @@ func WhenIdle(ctx context.Context, period time.Duration, quiet uint64) {
 			return
 		case <-t.C:
 		}
-		if now := read(); now-last < quiet {
+		now := read()
+		if now-last < quiet {
 			debug.FreeOSMemory()
+			now = read() // the collection's own allocations are not the process's
 		}
-		last = read()
+		last = now
 	}
 }
