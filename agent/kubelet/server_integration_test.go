@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/util/exec"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"labctl/internal/syncbuf"
 )
 
 // TestServerWithContainers drives the kubelet's API, as the API server
@@ -216,7 +218,7 @@ func TestServerWithContainers(t *testing.T) {
 				t.Fatal(err)
 			}
 			pr, pw := io.Pipe()
-			var out syncBuffer
+			var out syncbuf.Buffer
 			done := make(chan error, 1)
 			go func() {
 				done <- ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: pr, Stdout: &out, Stderr: io.Discard})

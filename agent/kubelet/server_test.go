@@ -31,6 +31,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/transport/spdy"
+
+	"labctl/internal/syncbuf"
 )
 
 // writeCRILog writes lines "<time> <stream> <tag> <text>" to a file in
@@ -135,24 +137,6 @@ func TestReadCRILogUnfinished(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer written by one goroutine and read by another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -168,7 +152,7 @@ func TestReadCRILogFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
 	writeCRILog(t, path, logBase, [3]string{"stdout", "F", "first"}, [3]string{"stdout", "F", "second"})
 	exited := make(chan struct{})
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- readCRILog(context.Background(), path, logReadOptions{TailLines: 1, Follow: true, Exited: exited, Poll: 10 * time.Millisecond}, &out, &out)
@@ -228,7 +212,7 @@ func TestReadCRILogFollow(t *testing.T) {
 func TestReadCRILogFollowRotated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
 	writeCRILog(t, path, logBase, [3]string{"stdout", "F", "old"})
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
