@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containernetworking/cni/libcni"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
@@ -35,9 +34,8 @@ func Cleanup(ctx context.Context, cfg Config) error {
 		return err
 	}
 	var errs []error
-	n := &Network{cfg: cfg}
-	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, n.cacheDir(), nil)
-	if findPlugins(cfg.PluginDirs) == nil {
+	n := newNetwork(cfg)
+	if findPlugins(cfg.PluginDirs, cfg.plugins()) == nil {
 		atts, err := n.cni.GetCachedAttachments("")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("networking: reading libcni's cache: %w", err))

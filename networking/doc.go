@@ -6,13 +6,11 @@
 // agent's kubelet builds a Network on that range and calls it for every
 // pod sandbox.
 //
-// # The machine's CNI plugins
+// # The CNI plugins
 //
-// labctl runs the standard CNI plugins installed on the machine (Debian's
-// and Ubuntu's containernetworking-plugins put them in /usr/lib/cni, the
-// upstream tarballs in /opt/cni/bin; Config.PluginDirs, default
-// DefaultPluginDirs) through libcni, with a network configuration built in
-// code rather than read from /etc/cni/net.d:
+// The pod network is a chain of the standard CNI plugins driven by libcni,
+// with a network configuration built in code rather than read from
+// /etc/cni/net.d:
 //
 //	bridge      the node's bridge (cni0), its first address the pods' gateway
 //	            (isGateway), hairpin mode on, no ipMasq (SetupHost masquerades)
@@ -21,10 +19,19 @@
 //	portmap     hostPort (the portMappings capability); left out of the chain
 //	            for pods without host ports
 //
+// bridge and host-local run inside labctl (builtin.go): libcni's plugin
+// executor answers for them with the standard plugins' own packages
+// (host-local's allocator and store, pkg/ip, pkg/ipam), which leaves the
+// same interfaces, routes and reservation files as the plugins' binaries
+// without starting two processes for every pod, 20-30 ms of CPU each on
+// these machines (BENCHMARKS.md, "The node"). Config.MachineBridge runs
+// the machine's binaries instead. portmap is always the machine's binary
+// (Debian's and Ubuntu's containernetworking-plugins put the plugins in
+// /usr/lib/cni, the upstream tarballs in /opt/cni/bin; Config.PluginDirs,
+// default DefaultPluginDirs).
+//
 // The pod's lo is set up by NewNetNS itself, through netlink, as the
-// loopback plugin would: on these machines every Go process a pod start
-// runs costs 20-30 ms of CPU (BENCHMARKS.md, "The node"), and this one
-// only sets a link up.
+// loopback plugin would, for the same reason.
 //
 // libcni's cache, which records what each pod was given so that Teardown
 // can undo it exactly, is under <DataDir>/cache too. The agent passes

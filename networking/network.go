@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netlink"
@@ -34,8 +35,14 @@ const (
 // standard CNI plugins.
 var DefaultPluginDirs = []string{"/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"}
 
-// Plugins are the CNI plugins the pod network runs, found in PluginDirs.
+// Plugins are the CNI plugins the pod network runs. Unless
+// Config.MachineBridge, bridge and host-local run inside labctl
+// (builtin.go) and only MachinePlugins must be in PluginDirs.
 var Plugins = []string{"bridge", "host-local", "portmap"}
+
+// MachinePlugins are the plugins the built-in bridge leaves to the
+// machine's binaries.
+var MachinePlugins = []string{"portmap"}
 
 const (
 	// NetworkName names the CNI network (in libcni's cache and IPAM).
@@ -67,6 +74,10 @@ type Config struct {
 	// PluginDirs are searched, in order, for the CNI plugins (default
 	// DefaultPluginDirs).
 	PluginDirs []string
+	// MachineBridge runs the machine's bridge and host-local plugins
+	// instead of the built-in bridge (builtin.go), which does the same
+	// without two processes for every pod.
+	MachineBridge bool
 	// MTU of the bridge and the pods' interfaces (0: the kernel's, 1500).
 	MTU int
 	// Table names labctl's nftables table, of family inet (default labctl).
@@ -147,11 +158,10 @@ func New(cfg Config) (*Network, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if err := findPlugins(cfg.PluginDirs); err != nil {
+	if err := findPlugins(cfg.PluginDirs, cfg.plugins()); err != nil {
 		return nil, err
 	}
-	n := &Network{cfg: cfg}
-	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, n.cacheDir(), nil)
+	n := newNetwork(cfg)
 	if cfg.PodCIDR.IsValid() {
 		var err error
 		if n.full, err = n.confList(true); err != nil {
@@ -170,10 +180,30 @@ func (n *Network) Config() Config { return n.cfg }
 func (n *Network) ipamDir() string  { return filepath.Join(n.cfg.DataDir, "ipam") }
 func (n *Network) cacheDir() string { return filepath.Join(n.cfg.DataDir, "cache") }
 
+// newNetwork makes the Network of cfg (defaults filled in) with its libcni
+// client.
+func newNetwork(cfg Config) *Network {
+	n := &Network{cfg: cfg}
+	var exec invoke.Exec // nil: libcni's own, which runs every plugin's binary
+	if !cfg.MachineBridge {
+		exec = newPluginExec(n)
+	}
+	n.cni = libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, n.cacheDir(), exec)
+	return n
+}
+
+// plugins are the plugins that must be in PluginDirs.
+func (c Config) plugins() []string {
+	if c.MachineBridge {
+		return Plugins
+	}
+	return MachinePlugins
+}
+
 // findPlugins reports the plugins that none of dirs has.
-func findPlugins(dirs []string) error {
+func findPlugins(dirs, plugins []string) error {
 	var missing []string
-	for _, p := range Plugins {
+	for _, p := range plugins {
 		found := false
 		for _, d := range dirs {
 			if st, err := os.Stat(filepath.Join(d, p)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {

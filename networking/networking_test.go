@@ -659,7 +659,8 @@ func TestConfigErrors(t *testing.T) {
 		{networking.Config{PodCIDR: netip.MustParsePrefix("10.42.0.0/31")}, "4 addresses or more"},
 		{networking.Config{BridgeName: "a-name-that-is-too-long"}, "not a valid interface name"},
 		{networking.Config{RouteProtocol: 300}, "route protocol"},
-		{networking.Config{PluginDirs: []string{t.TempDir()}}, "the CNI plugins bridge, host-local, portmap are in none of"},
+		{networking.Config{PluginDirs: []string{t.TempDir()}}, "the CNI plugins portmap are in none of"},
+		{networking.Config{PluginDirs: []string{t.TempDir()}, MachineBridge: true}, "the CNI plugins bridge, host-local, portmap are in none of"},
 	} {
 		_, err := networking.New(tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -27,8 +27,9 @@ var (
 	// DefaultCNIDirs are where Debian, Ubuntu and the upstream release
 	// tarballs put the CNI plugins: where the pod network looks.
 	DefaultCNIDirs = networking.DefaultPluginDirs
-	// CNIPlugins are the plugins a labctl node uses.
-	CNIPlugins = networking.Plugins
+	// CNIPlugins are the machine's plugins a labctl node runs (bridge and
+	// host-local are built in).
+	CNIPlugins = networking.MachinePlugins
 )
 
 // Config says what machine to look at. Zero values mean the defaults.

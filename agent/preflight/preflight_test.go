@@ -405,14 +405,14 @@ func TestCheckCNIPlugins(t *testing.T) {
 
 	got := preflight.CheckCNIPlugins(preflight.Config{CNIDirs: []string{empty, full}})
 	want := preflight.Result{Name: "cni plugins", Status: preflight.OK,
-		Detail: "bridge host-local portmap in " + full}
+		Detail: "portmap in " + full}
 	if got != want {
 		t.Errorf("all plugins:\n got %#v\nwant %#v", got, want)
 	}
 
 	got = preflight.CheckCNIPlugins(preflight.Config{CNIDirs: []string{empty, partial}})
 	want = preflight.Result{Name: "cni plugins", Status: preflight.Fail,
-		Detail: "missing host-local portmap (looked in " + empty + ", " + partial + ")",
+		Detail: "missing portmap (looked in " + empty + ", " + partial + ")",
 		Fix:    "install them: apt-get install containernetworking-plugins"}
 	if got != want {
 		t.Errorf("missing plugins:\n got %#v\nwant %#v", got, want)
@@ -491,7 +491,7 @@ func TestRunReport(t *testing.T) {
 		"[WARN] ip_forward: net.ipv4.ip_forward = 0 — labctl sets it to 1 at start, or run: sysctl -w net.ipv4.ip_forward=1",
 		"[FAIL] containerd: not found on PATH — install it: apt-get install containerd",
 		"[ OK ] runc: " + bin + "/runc",
-		"[ OK ] cni plugins: bridge host-local portmap in " + cni,
+		"[ OK ] cni plugins: portmap in " + cni,
 		"[ OK ] port " + strconv.Itoa(port) + ": free",
 		"11 checks: 9 ok, 1 warning, 1 failed",
 		"",

@@ -1,0 +1,4 @@
+package networking
+
+// LoadBridgeConf is loadBridgeConf, for the tests.
+func LoadBridgeConf(b []byte) (*bridgeConf, error) { return loadBridgeConf(b) }
