@@ -154,6 +154,9 @@ func loadBridgeConf(stdin []byte) (*bridgeConf, error) {
 	if c.IPMasq {
 		return nil, errors.New("the built-in bridge does not masquerade (ipMasq): SetupHost's rule does")
 	}
+	if !c.IsGW {
+		return nil, errors.New("the built-in bridge always has the bridge as the pods' gateway (isGateway): SetupHost gives it the address")
+	}
 	if c.BrName == "" {
 		c.BrName = DefaultBridgeName
 	}

@@ -204,9 +204,10 @@ func equalViews(a, b podView) bool {
 // are an error that says so, not a silent difference.
 func TestBuiltinBridgeRefuses(t *testing.T) {
 	for _, tc := range []struct{ conf, want string }{
-		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","ipam":{"type":"host-local"},"vlan":3}`, `option "vlan"`},
-		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","ipam":{"type":"dhcp"}}`, `not "dhcp"`},
-		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","ipam":{"type":"host-local"},"ipMasq":true}`, `ipMasq`},
+		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","isGateway":true,"ipam":{"type":"host-local"},"vlan":3}`, `option "vlan"`},
+		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","isGateway":true,"ipam":{"type":"dhcp"}}`, `not "dhcp"`},
+		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","isGateway":true,"ipam":{"type":"host-local"},"ipMasq":true}`, `ipMasq`},
+		{`{"cniVersion":"1.0.0","name":"x","type":"bridge","ipam":{"type":"host-local"}}`, `isGateway`},
 		{`{"cniVersion":`, `configuration`},
 	} {
 		_, err := networking.LoadBridgeConf([]byte(tc.conf))
