@@ -364,26 +364,7 @@ func bridgeCheck(a bridgeArgs, ipamConf *allocator.IPAMConfig) error {
 	if len(ips) == 0 {
 		return fmt.Errorf("no address is reserved for %s", a.ContainerID)
 	}
-	return ns.WithNetNSPath(a.NetNS, func(ns.NetNS) error {
-		link, err := netlink.LinkByName(a.IfName)
-		if err != nil {
-			return err
-		}
-		addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
-		if err != nil {
-			return err
-		}
-		for _, want := range ips {
-			found := false
-			for _, have := range addrs {
-				found = found || have.IP.Equal(want)
-			}
-			if !found {
-				return fmt.Errorf("%s has lost %s", a.IfName, want)
-			}
-		}
-		return nil
-	})
+	return ns.WithNetNSPath(a.NetNS, func(ns.NetNS) error { return hasAddrs(a.IfName, ips) })
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
