@@ -44,8 +44,9 @@ import (
 //     again if the bridge has gone).
 //   - DEL: eth0 deleted in the namespace (gone already is fine), the
 //     address released.
-//   - CHECK: the address still reserved and on eth0.
-//   - VERSION: the versions of the spec it speaks.
+//
+// Other commands (CHECK, GC, STATUS, VERSION), which labctl does not use,
+// are refused.
 
 // builtinBridgePath is what pluginExec.FindInPath answers for the bridge
 // plugin: the marker ExecPlugin runs in-process.
@@ -166,11 +167,7 @@ func loadBridgeConf(stdin []byte) (*bridgeConf, error) {
 // builtinBridge runs one call of the bridge plugin in-process and returns
 // what the plugin would print.
 func (n *Network) builtinBridge(ctx context.Context, a bridgeArgs, stdin []byte) ([]byte, error) {
-	switch a.Command {
-	case "VERSION":
-		return json.Marshal(version.All)
-	case "ADD", "DEL", "CHECK":
-	default:
+	if a.Command != "ADD" && a.Command != "DEL" {
 		return nil, fmt.Errorf("the built-in bridge does not implement CNI_COMMAND %q", a.Command)
 	}
 	conf, err := loadBridgeConf(stdin)
@@ -195,10 +192,8 @@ func (n *Network) builtinBridge(ctx context.Context, a bridgeArgs, stdin []byte)
 			return nil, err
 		}
 		return json.Marshal(out)
-	case "DEL":
-		return nil, bridgeDel(a, ipamConf)
 	default:
-		return nil, bridgeCheck(a, ipamConf)
+		return nil, bridgeDel(a, ipamConf)
 	}
 }
 
@@ -352,19 +347,6 @@ func bridgeDel(a bridgeArgs, ipamConf *allocator.IPAMConfig) error {
 		}
 	}
 	return releaseAll(a, ipamConf)
-}
-
-func bridgeCheck(a bridgeArgs, ipamConf *allocator.IPAMConfig) error {
-	store, err := disk.New(ipamConf.Name, ipamConf.DataDir)
-	if err != nil {
-		return err
-	}
-	ips := store.GetByID(a.ContainerID, a.IfName)
-	store.Close()
-	if len(ips) == 0 {
-		return fmt.Errorf("no address is reserved for %s", a.ContainerID)
-	}
-	return ns.WithNetNSPath(a.NetNS, func(ns.NetNS) error { return hasAddrs(a.IfName, ips) })
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

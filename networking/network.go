@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
@@ -398,7 +397,22 @@ func (n *Network) cachedResult(podID, netnsPath string) (PodNetwork, error) {
 	if err != nil {
 		return PodNetwork{}, err
 	}
-	err = InNetNS(netnsPath, func() error { return hasAddrs(PodInterface, []net.IP{pn.IPv4.AsSlice()}) })
+	err = InNetNS(netnsPath, func() error {
+		link, err := netlink.LinkByName(PodInterface)
+		if err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == pn.IPv4 {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has lost %s", PodInterface, pn.IPv4)
+	})
 	return pn, err
 }
 
@@ -488,23 +502,4 @@ func (n *Network) reserved(podID string) bool {
 		f.Close()
 	}
 	return false
-}
-
-// hasAddrs tells, as an error, whether the interface ifName of the
-// current network namespace has every address in want.
-func hasAddrs(ifName string, want []net.IP) error {
-	link, err := netlink.LinkByName(ifName)
-	if err != nil {
-		return err
-	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
-	if err != nil {
-		return err
-	}
-	for _, ip := range want {
-		if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.IP.Equal(ip) }) {
-			return fmt.Errorf("%s has lost %s", ifName, ip)
-		}
-	}
-	return nil
 }
