@@ -94,7 +94,15 @@ func TestReplicaSet(t *testing.T) {
 		}
 	}
 	if !adopted {
-		t.Error("the matching orphan was not adopted")
+		// Rare (seen twice under a loaded CI machine, cause unknown): say
+		// what the pods were, so the next failure can be explained.
+		all, _ := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		var b strings.Builder
+		for _, p := range all.Items {
+			fmt.Fprintf(&b, "\n  %s uid %s rv %s created %s labels %v owners %v deleting %v",
+				p.Name, p.UID, p.ResourceVersion, p.CreationTimestamp, p.Labels, p.OwnerReferences, p.DeletionTimestamp)
+		}
+		t.Errorf("the matching orphan was not adopted; the pods:%s", b.String())
 	}
 	eventually(t, "status", func() error {
 		rs, err := cs.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
