@@ -219,3 +219,56 @@ func TestBuiltinBridgeRefuses(t *testing.T) {
 		t.Errorf("labctl's own configuration: %v", err)
 	}
 }
+
+// TestBuiltinBridgeFull: a pod the range has no address for gets host-local's
+// error through libcni, and leaves no interface behind.
+func TestBuiltinBridgeFull(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.PodCIDR = netip.PrefixFrom(cfg.PodCIDR.Addr(), 30) // the gateway and one pod
+	n, err := networking.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vethsBefore := veths(t)
+	suffix := randName("")
+	first, err := n.NewNetNS("a" + suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Setup(ctx, "a"+suffix, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	second, err := n.NewNetNS("b" + suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Setup(ctx, "b"+suffix, second, nil)
+	if err == nil || !strings.Contains(err.Error(), "no IP addresses available") {
+		t.Fatalf("a pod past the range's end: %v, want host-local's error", err)
+	}
+	t.Log(err)
+	if err := networking.InNetNS(second, func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			t.Error("the failed pod kept its eth0")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.Status("b" + suffix); ok {
+		t.Error("the failed pod has a status")
+	}
+	if err := n.Teardown(ctx, "a"+suffix, first); err != nil {
+		t.Fatal(err)
+	}
+	if ips := reservedIPs(t, cfg); len(ips) != 0 {
+		t.Errorf("addresses still reserved: %v", ips)
+	}
+	for v := range veths(t) {
+		if !vethsBefore[v] {
+			t.Errorf("veth %s is left", v)
+		}
+	}
+}
