@@ -2,12 +2,14 @@ package networking_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -262,6 +264,72 @@ func TestBuiltinBridgeFull(t *testing.T) {
 	}
 	if err := n.Teardown(ctx, "a"+suffix, first); err != nil {
 		t.Fatal(err)
+	}
+	if ips := reservedIPs(t, cfg); len(ips) != 0 {
+		t.Errorf("addresses still reserved: %v", ips)
+	}
+	for v := range veths(t) {
+		if !vethsBefore[v] {
+			t.Errorf("veth %s is left", v)
+		}
+	}
+}
+
+// TestBuiltinBridgeConcurrent: pods set up and torn down at once, as the
+// kubelet does, get distinct addresses and leave nothing behind (the
+// in-process host-local allocators share the reservations through the
+// store's file lock, as the plugin's processes do).
+func TestBuiltinBridgeConcurrent(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	cfg := testConfig(t)
+	n, err := networking.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vethsBefore := veths(t)
+	suffix := randName("")
+	const pods = 20
+	var wg sync.WaitGroup
+	addrs := make([]netip.Addr, pods)
+	errs := make([]error, pods)
+	for i := range pods {
+		wg.Go(func() {
+			id := fmt.Sprintf("p%d%s", i, suffix)
+			path, err := n.NewNetNS(id)
+			if err == nil {
+				var pn networking.PodNetwork
+				pn, err = n.Setup(ctx, id, path, nil)
+				addrs[i] = pn.IPv4
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for i, a := range addrs {
+		if errs[i] != nil {
+			t.Fatalf("pod %d: %v", i, errs[i])
+		}
+		if seen[a] || !cfg.PodCIDR.Contains(a) {
+			t.Errorf("pod %d has %s (taken twice, or outside %s)", i, a, cfg.PodCIDR)
+		}
+		seen[a] = true
+	}
+	if got := len(reservedIPs(t, cfg)); got != pods {
+		t.Errorf("%d addresses reserved, want %d", got, pods)
+	}
+	for i := range pods {
+		wg.Go(func() {
+			id := fmt.Sprintf("p%d%s", i, suffix)
+			errs[i] = n.Teardown(ctx, id, n.NetNSPath(id))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("tearing down pod %d: %v", i, err)
+		}
 	}
 	if ips := reservedIPs(t, cfg); len(ips) != 0 {
 		t.Errorf("addresses still reserved: %v", ips)
