@@ -340,3 +340,39 @@ func TestBuiltinBridgeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSetupTeardown: one pod's network set up and torn down, with the
+// built-in bridge and with the machine's bridge and host-local plugins.
+func BenchmarkSetupTeardown(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	for _, machine := range []bool{false, true} {
+		name := "builtin"
+		if machine {
+			name = "machine"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			cfg := testConfig(b)
+			cfg.MachineBridge = machine
+			n, err := networking.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			id := "bench" + randName("")
+			path, err := n.NewNetNS(id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := n.Setup(ctx, id, path, nil); err != nil {
+					b.Fatal(err)
+				}
+				if err := n.Teardown(ctx, id, path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -40,7 +40,7 @@ func randName(prefix string) string {
 
 // freeTestRange finds a 10.N.0.0/16 that no route and no address on the
 // machine overlaps.
-func freeTestRange(t *testing.T) netip.Prefix {
+func freeTestRange(t testing.TB) netip.Prefix {
 	t.Helper()
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -93,7 +93,7 @@ func prefixOf(ipn *net.IPNet) (netip.Prefix, bool) {
 }
 
 // keepIPForward puts net.ipv4.ip_forward back as it was when the test ends.
-func keepIPForward(t *testing.T) {
+func keepIPForward(t testing.TB) {
 	const path = "/proc/sys/net/ipv4/ip_forward"
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -105,7 +105,7 @@ func keepIPForward(t *testing.T) {
 // testConfig is a pod network of its own: a test bridge, a test table, a
 // free range, fresh directories. Whatever the test leaves, the cleanup
 // removes.
-func testConfig(t *testing.T) networking.Config {
+func testConfig(t testing.TB) networking.Config {
 	t.Helper()
 	base := freeTestRange(t)
 	cfg := networking.Config{
