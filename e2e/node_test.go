@@ -116,12 +116,17 @@ func startNodeClusterWith(t *testing.T, opts clusterOptions) *nodeCluster {
 	return n
 }
 
-// admin runs the kubectl on PATH (any version) as the admin.
+// admin runs the kubectl on PATH (any version) as the admin, with a
+// discovery and HTTP cache of this cluster's own: kubectl's default cache
+// (~/.kube/cache) is keyed by host and port only, so it holds what earlier
+// servers on the same port answered (once, a labctl build of an earlier
+// session whose /api document had the wrong Content-Type, revalidated by
+// its unchanged ETag, which left this server's node "without" pods).
 func (n *nodeCluster) admin(t testing.TB, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", n.kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", n.kubeconfig, "--cache-dir", n.adminCache()}, args...)...)
 	out, err := cmd.Output()
 	r := result{version: "path", args: args, stdout: string(out)}
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -297,12 +302,15 @@ func fieldString(obj any, path string) string {
 	return fmt.Sprint(v)
 }
 
+// adminCache is the kubectl cache directory of admin and apply.
+func (n *nodeCluster) adminCache() string { return filepath.Join(n.dir, "kubectl-cache-admin") }
+
 // apply applies a manifest as the admin.
 func (n *nodeCluster) apply(t testing.TB, manifest string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", n.kubeconfig, "apply", "-f", "-")
+	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", n.kubeconfig, "--cache-dir", n.adminCache(), "apply", "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl apply: %v\n%s\n%s", err, out, manifest)
