@@ -3,7 +3,6 @@ package networking_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -95,13 +94,8 @@ func viewPod(t *testing.T, cfg networking.Config, nsPath string, pn networking.P
 // (but for the address and the names), then tears each down with the
 // other.
 func TestBuiltinBridgeMatchesPlugin(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	cfg := testConfig(t)
-	builtin, err := networking.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, builtin := newTestNetwork(t)
 	machineCfg := cfg
 	machineCfg.MachineBridge = true
 	machine, err := networking.New(machineCfg)
@@ -148,15 +142,7 @@ func TestBuiltinBridgeMatchesPlugin(t *testing.T) {
 	}
 	// The two pods reach each other through the bridge.
 	mAddr := nets["m"+suffix].IPv4
-	var ln net.Listener
-	if err := networking.InNetNS(machine.NetNSPath("m"+suffix), func() (err error) {
-		ln, err = net.Listen("tcp4", ":8080")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go serve(ln, "M")
+	servePod(t, machine.NetNSPath("m"+suffix), "M")
 	if err := networking.InNetNS(builtin.NetNSPath("b"+suffix), func() error {
 		got, err := hello(netip.AddrPortFrom(mAddr, 8080).String())
 		if err == nil && got != "hello from M" {
@@ -185,14 +171,7 @@ func TestBuiltinBridgeMatchesPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if ips := reservedIPs(t, cfg); len(ips) != 0 {
-		t.Errorf("addresses still reserved: %v", ips)
-	}
-	for v := range veths(t) {
-		if !vethsBefore[v] {
-			t.Errorf("veth %s is left", v)
-		}
-	}
+	checkNothingLeft(t, cfg, vethsBefore)
 }
 
 func equalViews(a, b podView) bool {
@@ -265,14 +244,7 @@ func TestBuiltinBridgeFull(t *testing.T) {
 	if err := n.Teardown(ctx, "a"+suffix, first); err != nil {
 		t.Fatal(err)
 	}
-	if ips := reservedIPs(t, cfg); len(ips) != 0 {
-		t.Errorf("addresses still reserved: %v", ips)
-	}
-	for v := range veths(t) {
-		if !vethsBefore[v] {
-			t.Errorf("veth %s is left", v)
-		}
-	}
+	checkNothingLeft(t, cfg, vethsBefore)
 }
 
 // TestBuiltinBridgeConcurrent: pods set up and torn down at once, as the
@@ -280,13 +252,8 @@ func TestBuiltinBridgeFull(t *testing.T) {
 // in-process host-local allocators share the reservations through the
 // store's file lock, as the plugin's processes do).
 func TestBuiltinBridgeConcurrent(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	cfg := testConfig(t)
-	n, err := networking.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, n := newTestNetwork(t)
 	vethsBefore := veths(t)
 	suffix := randName("")
 	const pods = 20
@@ -331,14 +298,7 @@ func TestBuiltinBridgeConcurrent(t *testing.T) {
 			t.Errorf("tearing down pod %d: %v", i, err)
 		}
 	}
-	if ips := reservedIPs(t, cfg); len(ips) != 0 {
-		t.Errorf("addresses still reserved: %v", ips)
-	}
-	for v := range veths(t) {
-		if !vethsBefore[v] {
-			t.Errorf("veth %s is left", v)
-		}
-	}
+	checkNothingLeft(t, cfg, vethsBefore)
 }
 
 // BenchmarkSetupTeardown: one pod's network set up and torn down, with the

@@ -238,13 +238,8 @@ func freePort(t *testing.T) int32 {
 }
 
 func TestPodNetwork(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	cfg := testConfig(t)
-	n, err := networking.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, n := newTestNetwork(t)
 	for range 2 {
 		if err := n.SetupHost(); err != nil {
 			t.Fatal(err)
@@ -292,15 +287,7 @@ func TestPodNetwork(t *testing.T) {
 	}
 
 	// A server in pod A, on its address and its loopback.
-	var ln net.Listener
-	if err := networking.InNetNS(nsA, func() (err error) {
-		ln, err = net.Listen("tcp4", ":8080")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go serve(ln, "A")
+	servePod(t, nsA, "A")
 	var fromB, fromALoopback string
 	if err := networking.InNetNS(nsB, func() (err error) {
 		fromB, err = hello(netip.AddrPortFrom(podA.IPv4, 8080).String())
@@ -533,6 +520,49 @@ func portmapChains(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// servePod serves "hello from <name>" on port 8080 in the network
+// namespace at nsPath until the test ends.
+func servePod(t *testing.T, nsPath, name string) {
+	t.Helper()
+	var ln net.Listener
+	if err := networking.InNetNS(nsPath, func() (err error) {
+		ln, err = net.Listen("tcp4", ":8080")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serve(ln, name)
+}
+
+// newTestNetwork is a root-only test's pod network (testConfig) and its
+// Network.
+func newTestNetwork(t *testing.T) (networking.Config, *networking.Network) {
+	t.Helper()
+	requireRoot(t)
+	cfg := testConfig(t)
+	n, err := networking.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, n
+}
+
+// checkNothingLeft fails t if host-local still holds an address under
+// cfg.DataDir or a veth is on the host that vethsBefore (veths at the
+// start) did not have.
+func checkNothingLeft(t *testing.T, cfg networking.Config, vethsBefore map[string]bool) {
+	t.Helper()
+	if ips := reservedIPs(t, cfg); len(ips) != 0 {
+		t.Errorf("addresses still reserved: %v", ips)
+	}
+	for v := range veths(t) {
+		if !vethsBefore[v] {
+			t.Errorf("veth %s is left", v)
+		}
+	}
 }
 
 // veths lists the host's veth interfaces.
