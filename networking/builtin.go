@@ -280,9 +280,6 @@ func (n *Network) bridgeAdd(ctx context.Context, a bridgeArgs, conf *bridgeConf,
 		ipc.Interface = &contIdx
 		res.IPs = append(res.IPs, ipc)
 	}
-	if len(res.IPs) == 0 {
-		return nil, errors.New("host-local's configuration has no ranges")
-	}
 	err = netns.Do(func(ns.NetNS) error {
 		// As the bridge plugin: tell the neighbours the new address's MAC.
 		_ = writeSysctl("/proc/sys/net/ipv4/conf/"+a.IfName+"/arp_notify", "1")
@@ -308,9 +305,11 @@ func (n *Network) bridgeAdd(ctx context.Context, a bridgeArgs, conf *bridgeConf,
 	if st := hostVeth.Attrs().OperState; st != netlink.OperUp {
 		return nil, fmt.Errorf("the bridge port %s is %s, not up", host.Name, st)
 	}
+	// The MACs as they are now: the bridge takes one of its ports' when
+	// its first port comes.
 	res.Interfaces[1].Mac = hostVeth.Attrs().HardwareAddr.String()
-	if br, err = n.bridgeLink(conf.BrName); err == nil {
-		res.Interfaces[0].Mac = br.Attrs().HardwareAddr.String()
+	if brNow, brErr := netlink.LinkByName(conf.BrName); brErr == nil {
+		res.Interfaces[0].Mac = brNow.Attrs().HardwareAddr.String()
 	}
 	return res, nil
 }
